@@ -1,0 +1,163 @@
+"""One configuration tree: defaults here, a TOML file over them, environment variables over that.
+
+Environment overrides are named ``SHOPKEEP_<SECTION>__<KEY>`` (double underscore between section and
+key), e.g. ``SHOPKEEP_STORAGE__URI=postgresql://...``. Unknown sections or keys are errors, not
+silently ignored typos.
+
+>>> cfg = load_config(env={"SHOPKEEP_EVENTS__SESSION_TIMEOUT_S": "600"})
+>>> cfg.events.session_timeout_s, cfg.storage.uri
+(600, 'sqlite:///.shopkeep/shopkeep.db')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from shopkeep.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "EvaluationConfig",
+    "EventsConfig",
+    "ServingConfig",
+    "StorageConfig",
+    "load_config",
+]
+
+ENV_PREFIX = "SHOPKEEP_"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where durable data (``uri``) and hot per-session state (``online_uri``) live."""
+
+    uri: str = "sqlite:///.shopkeep/shopkeep.db"
+    online_uri: str = "memory://"
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Event ingestion: sessionization gap and batch limits."""
+
+    session_timeout_s: int = 1800
+    max_line_bytes: int = 1_000_000
+    batch_size: int = 5000
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """HTTP server address."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluation defaults: seed and where research datasets are looked for."""
+
+    seed: int = 42
+    data_dir: str = "../shared/data"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration tree."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data (for logging it)."""
+        return dataclasses.asdict(self)
+
+
+def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
+    name = f"{section}.{key}"
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return raw.lower() in {"1", "true", "yes", "on"}
+    elif target is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw)
+            except ValueError:
+                pass
+    elif target is float:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+    elif target is str and isinstance(raw, str):
+        return raw
+    raise ConfigError(
+        f"{name}={raw!r}: expected {getattr(target, '__name__', target)}",
+        {"key": name, "value": raw},
+    )
+
+
+def _merge(base: Config, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
+    sections: dict[str, Any] = {}
+    hints = get_type_hints(Config)
+    for section, values in overrides.items():
+        if section not in hints:
+            raise ConfigError(f"unknown config section {section!r}", {"key": section})
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config section {section!r} must be a table", {"key": section})
+        current = getattr(base, section)
+        types = get_type_hints(type(current))
+        changes = {}
+        for key, raw in values.items():
+            if key not in types:
+                raise ConfigError(f"unknown config key {section}.{key}", {"key": f"{section}.{key}"})
+            changes[key] = _coerce(section, key, raw, types[key])
+        sections[section] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(base, **sections)
+
+
+def _validate(cfg: Config) -> Config:
+    if cfg.events.session_timeout_s <= 0:
+        raise ConfigError("events.session_timeout_s must be > 0", {"key": "events.session_timeout_s"})
+    if not 0 < cfg.serving.port < 65536:
+        raise ConfigError(f"serving.port={cfg.serving.port}: not a TCP port", {"key": "serving.port"})
+    for key in ("uri", "online_uri"):
+        uri = getattr(cfg.storage, key)
+        if "://" not in uri:
+            raise ConfigError(f"storage.{key}={uri!r}: expected a URI such as sqlite:///path",
+                              {"key": f"storage.{key}", "value": uri})
+    return cfg
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load defaults, then the TOML file at ``path`` (if given), then ``SHOPKEEP_*`` variables."""
+    cfg = Config()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}", {"key": "path", "value": str(path)}) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}", {"key": "path"}) from None
+        cfg = _merge(cfg, data)
+    environ = os.environ if env is None else env
+    from_env: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+            from_env.setdefault(section, {})[key] = value
+    return _validate(_merge(cfg, from_env))

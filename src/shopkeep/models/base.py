@@ -1,0 +1,102 @@
+"""The contract every recommendation model follows (scikit-learn style, batch first).
+
+Models work on dense integer item indices ``0..n_items-1``; string ids live at the edges
+(evaluation loaders and the engine map them). A model:
+
+* stores its hyper-parameters in ``__init__`` and does nothing else there;
+* ``fit(train, validate=None)`` learns from :class:`Interactions`, sets learned state with a trailing
+  underscore, and returns ``self``. ``validate`` is an optional callback supplied by the caller
+  (evaluation/) that scores the current model on the *validation* split and returns a number where
+  higher is better; models that train iteratively use it for early stopping. Models never see test data.
+* ``score(histories)`` returns a float32 array ``(len(histories), n_items)``: higher = more likely
+  next item. Excluding already-seen items is the caller's job (protocols differ on it).
+* ``save(path)`` / ``load(path)`` persist without pickle (npz/safetensors + JSON with version + config).
+
+Every model passes tests/models/test_model_conformance.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from shopkeep.errors import NotFittedError, ValidationError
+
+__all__ = ["Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """Optional side information per item index.
+
+    ``attributes``: for each item, an int64 array of attribute ids (brand, category, ... mapped to
+    ``0..n_attributes-1``); ``titles``: one text per item ("" when unknown).
+    """
+
+    n_attributes: int = 0
+    attributes: tuple[IntArray, ...] = ()
+    titles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Per-sequence item indices in time order (a user's history or a session)."""
+
+    sequences: tuple[IntArray, ...]
+    n_items: int
+    features: ItemFeatures = field(default_factory=ItemFeatures)
+
+    def __post_init__(self) -> None:
+        if self.n_items <= 0:
+            raise ValidationError("n_items", self.n_items, "must be > 0")
+        for i, seq in enumerate(self.sequences):
+            if seq.size and (int(seq.min()) < 0 or int(seq.max()) >= self.n_items):
+                raise ValidationError(f"sequences[{i}]", seq.tolist()[:10], f"item index outside [0, {self.n_items})")
+
+    @property
+    def n_interactions(self) -> int:
+        """Total number of interactions."""
+        return int(sum(s.size for s in self.sequences))
+
+
+#: Callback that scores a model on the validation split (higher is better).
+ValidateFn = Callable[["SequentialRecommender"], float]
+
+
+@runtime_checkable
+class SequentialRecommender(Protocol):
+    """Next-item recommender over dense item indices."""
+
+    name: str
+
+    def fit(self, train: Interactions, validate: ValidateFn | None = None) -> Self:
+        """Learn from ``train``; may call ``validate(self)`` to early-stop. Returns ``self``."""
+
+    def score(self, histories: Sequence[IntArray]) -> FloatArray:
+        """Scores ``(len(histories), n_items)`` for the next item after each history."""
+
+    def save(self, path: Path) -> None:
+        """Write the fitted model to the directory ``path`` (no pickle)."""
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Read a model written by :meth:`save`."""
+
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters as JSON-able data (the constructor's keyword arguments)."""
+
+
+def check_fitted(model: object, attribute: str) -> None:
+    """Raise :class:`NotFittedError` unless ``model`` has the learned ``attribute``."""
+    if getattr(model, attribute, None) is None:
+        raise NotFittedError(
+            f"{type(model).__name__} is not fitted: call fit() or load() first", {"model": type(model).__name__}
+        )
