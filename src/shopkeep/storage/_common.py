@@ -119,21 +119,43 @@ def digest(payload: str) -> bytes:
     return blake2b(payload.encode("utf-8"), digest_size=16).digest()
 
 
+def _check_record(i: int, rec: object) -> None:
+    """Raise ValidationError naming the first bad field of ``records[i]``."""
+    if not isinstance(rec, LogRecord):
+        raise ValidationError(f"records[{i}]", type(rec).__name__, "must be a LogRecord")
+    check_text(f"records[{i}].key", rec.key, max_len=MAX_KEY_LEN)
+    if type(rec.ts_ms) is not int or not -_INT64 <= rec.ts_ms < _INT64:
+        raise ValidationError(f"records[{i}].ts_ms", rec.ts_ms, "must be a 64-bit int (epoch ms)")
+    if rec.partition is not None:
+        check_text(f"records[{i}].partition", rec.partition, max_len=MAX_KEY_LEN)
+    check_text(f"records[{i}].payload", rec.payload, max_len=None)
+
+
 def check_records(records: Sequence[LogRecord]) -> list[bytes]:
     """The payload digests of ``records``, after checking every field of every record."""
     if isinstance(records, str | bytes):
         raise ValidationError("records", records, "must be a sequence of LogRecord")
     digests = []
+    low, high = -_INT64, _INT64
     for i, rec in enumerate(records):
-        if not isinstance(rec, LogRecord):
-            raise ValidationError(f"records[{i}]", type(rec).__name__, "must be a LogRecord")
-        check_text(f"records[{i}].key", rec.key, max_len=MAX_KEY_LEN)
-        if type(rec.ts_ms) is not int or not -_INT64 <= rec.ts_ms < _INT64:
-            raise ValidationError(f"records[{i}].ts_ms", rec.ts_ms, "must be a 64-bit int (epoch ms)")
-        if rec.partition is not None:
-            check_text(f"records[{i}].partition", rec.partition, max_len=MAX_KEY_LEN)
-        payload = check_text(f"records[{i}].payload", rec.payload, max_len=None)
-        digests.append(blake2b(payload.encode("utf-8"), digest_size=16).digest())
+        # Inline fast path for the common all-ASCII record; anything unusual takes the full check.
+        try:
+            key, ts, part, payload = rec.key, rec.ts_ms, rec.partition, rec.payload
+            ok = (
+                type(rec) is LogRecord
+                and type(key) is str and 0 < len(key) <= MAX_KEY_LEN and key.isascii() and "\x00" not in key
+                and type(ts) is int and low <= ts < high
+                and type(payload) is str and "\x00" not in payload
+                and (part is None or (type(part) is str and 0 < len(part) <= MAX_KEY_LEN
+                                      and part.isascii() and "\x00" not in part))
+            )
+            data = payload.encode("utf-8") if ok else b""
+        except (AttributeError, UnicodeEncodeError):
+            ok = False
+        if not ok:
+            _check_record(i, rec)
+            data = rec.payload.encode("utf-8")
+        digests.append(blake2b(data, digest_size=16).digest())
     return digests
 
 
