@@ -51,3 +51,16 @@ def test_sqlite_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.
     finally:
         rel.close()
         absolute.close()
+
+
+def test_postgres_schema_name_is_validated() -> None:
+    with pytest.raises(ConfigError, match="Robert'; DROP"):
+        open_store("postgresql://postgres@127.0.0.1:1/test?schema=Robert'; DROP")
+
+
+def test_unreachable_postgres_is_a_storage_error_without_password() -> None:
+    from shopkeep.errors import StorageError
+
+    with pytest.raises(StorageError) as exc:
+        open_store("postgresql://app:hunter2@127.0.0.1:1/test?connect_timeout=2")
+    assert "hunter2" not in exc.value.message and "***" in exc.value.message

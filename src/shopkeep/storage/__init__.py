@@ -72,6 +72,11 @@ def open_store(uri: str) -> Store:
                 {"key": "uri", "value": uri},
             )
         return SQLiteStore(uri[len("sqlite:///") :], uri=uri)
+    if scheme in ("postgresql", "postgres"):
+        from shopkeep.storage.postgres import PostgresStore
+
+        dsn, schema = split_query_param(uri, "schema")
+        return PostgresStore(dsn, schema=schema or "public", uri=uri)
     raise ConfigError(
         f"unsupported storage URI {uri!r}: expected memory://, sqlite:///path or postgresql://...",
         {"key": "uri", "value": uri},
