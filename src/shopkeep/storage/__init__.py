@@ -90,6 +90,11 @@ def open_online_state(uri: str) -> OnlineState:
         from shopkeep.storage.memory import MemoryOnlineState
 
         return MemoryOnlineState(uri)
+    if scheme in ("redis", "rediss", "unix"):
+        from shopkeep.storage.redis_state import RedisOnlineState
+
+        url, prefix = split_query_param(uri, "prefix")
+        return RedisOnlineState(url, prefix=prefix or "", uri=uri)
     raise ConfigError(
         f"unsupported online state URI {uri!r}: expected memory:// or redis://host:port/db",
         {"key": "uri", "value": uri},

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
+from urllib.parse import urlsplit, urlunsplit
 
 from shopkeep.errors import ValidationError
 from shopkeep.storage.base import AppendResult, Document, LogRecord
@@ -37,6 +38,7 @@ __all__ = [
     "format_number",
     "parse_number",
     "plan_append",
+    "redact",
 ]
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -240,3 +242,16 @@ def check_deltas(deltas: Mapping[str, float]) -> None:
         check_text("deltas.key", key, max_len=MAX_KEY_LEN)
         if type(delta) not in (int, float) or not math.isfinite(delta):
             raise ValidationError(f"deltas[{key!r}]", delta, "must be a finite int or float")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its password replaced by ``***``.
+
+    >>> redact("postgresql://app:secret@db:5432/shop")
+    'postgresql://app:***@db:5432/shop'
+    """
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

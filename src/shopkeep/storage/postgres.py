@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from shopkeep.errors import ConfigError, StorageError, ValidationError
 from shopkeep.storage._common import (
@@ -27,13 +26,14 @@ from shopkeep.storage._common import (
     check_read,
     check_records,
     plan_append,
+    redact,
 )
 from shopkeep.storage.base import AppendResult, Document, LogRecord
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresStore", "redact"]
+__all__ = ["PostgresStore"]
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -63,19 +63,6 @@ CREATE INDEX IF NOT EXISTS log_records_partition ON {s}.log_records (log, partit
 
 # Serializes concurrent schema creation (CREATE ... IF NOT EXISTS can race on the catalogs).
 _DDL_LOCK = 0x5E0C_4EE9
-
-
-def redact(uri: str) -> str:
-    """``uri`` with its password replaced by ``***``.
-
-    >>> redact("postgresql://app:secret@db:5432/shop")
-    'postgresql://app:***@db:5432/shop'
-    """
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore:
