@@ -1,1 +1,5 @@
-"""shopkeep.pipeline."""
+"""shopkeep.pipeline: the composition root (write-path ingestion; the engine wires the stages)."""
+
+from shopkeep.pipeline.ingest import IngestReport, Ingestor
+
+__all__ = ["IngestReport", "Ingestor"]

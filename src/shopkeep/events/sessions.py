@@ -1,0 +1,209 @@
+"""Sessionization by event time, correct for late and out-of-order events, persisted in the store.
+
+An event without a ``session_id`` is placed among the *runs* of its shopper key (its anonymous_id,
+else its user_id). A run is a stretch of that shopper's events whose consecutive gaps are at most the
+session timeout; it has a fixed *label* ``f"{id}:{ms of the event that opened it}"``, which is the
+log partition its events are stored under, and a time range [lo, hi]. Placement of an event at t:
+
+1. t inside a run's range -> that run (so a replayed event always gets its original label);
+2. else t within the timeout of one run or two (after hi or before lo) -> it extends the nearest of
+   them (the earlier one on a tie);
+3. else a new run labelled ``f"{id}:{t}"``.
+
+Runs never overlap and labels never change (the log is append-only). A *session* is a chain of runs
+whose gaps are at most the timeout — exactly the gap-based sessions of all events seen so far, so a
+late event that bridges two sessions merges them. Its id is ``f"{id}:{ms of its earliest event}"``
+and is computed when read; it equals the first run's label when events arrive in order. The result
+does not depend on the order in which events arrive.
+
+State is one document per shopper key in collection ``event_sessions`` (key ``a:<anonymous_id>`` or
+``u:<user_id>``): ``{"runs": [[label, lo, hi], ...], "parts": [partition, ...]}``; ``parts`` lists
+the other partitions holding that shopper's events (client-given session ids, and sessions keyed by
+the anonymous id of a signed-in user).
+
+>>> runs = []
+>>> [place(runs, "a1", t, 1800_000) for t in (0, 3_600_000, 1_800_000)]
+['a1:0', 'a1:3600000', 'a1:0']
+>>> [s.session_id for s in chains("a1", runs, 1800_000)]
+['a1:0']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shopkeep.storage.base import DocumentStore
+
+__all__ = ["COLLECTION", "Session", "SessionState", "Sessionizer", "chains", "place", "state_key"]
+
+COLLECTION = "event_sessions"
+Run = list[Any]  # [label: str, lo: int, hi: int]
+
+
+def state_key(anonymous_id: str | None, user_id: str | None) -> str:
+    """The state document key of a shopper: ``a:<anonymous_id>`` when present, else ``u:<user_id>``."""
+    return f"a:{anonymous_id}" if anonymous_id is not None else f"u:{user_id}"
+
+
+def place(runs: list[Run], ident: str, ts: int, gap: int) -> str:
+    """Place an event at ``ts`` among ``runs`` (sorted, disjoint; updated in place); return its label."""
+    i = len(runs) - 1
+    while i >= 0 and runs[i][1] > ts:  # skip runs that start after ts
+        i -= 1
+    before = runs[i] if i >= 0 else None  # the last run starting at or before ts
+    if before is not None and ts <= before[2]:
+        return str(before[0])
+    after = runs[i + 1] if i + 1 < len(runs) else None
+    d_before = ts - before[2] if before is not None else gap + 1
+    d_after = after[1] - ts if after is not None else gap + 1
+    if d_before <= gap and d_before <= d_after and before is not None:
+        before[2] = ts
+        return str(before[0])
+    if d_after <= gap and after is not None:
+        after[1] = ts
+        return str(after[0])
+    label = f"{ident}:{ts}"
+    runs.insert(i + 1, [label, ts, ts])
+    return label
+
+
+def put_label(runs: list[Run], label: str, ts: int) -> None:
+    """Record that the event at ``ts`` is stored under run ``label`` (extending or creating that run)."""
+    for run in runs:
+        if run[0] == label:
+            run[1], run[2] = min(run[1], ts), max(run[2], ts)
+            return
+    runs.append([label, ts, ts])
+    runs.sort(key=lambda r: r[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session of one shopper: its id, time range (epoch ms) and the run labels (log partitions) in it."""
+
+    session_id: str
+    start_ms: int
+    end_ms: int
+    labels: tuple[str, ...]
+
+
+def chains(ident: str, runs: Sequence[Run], gap: int) -> list[Session]:
+    """The sessions of a shopper: runs chained while the gap between them is at most ``gap``."""
+    out: list[Session] = []
+    group: list[Run] = []
+    for run in runs:
+        if group and run[1] - group[-1][2] > gap:
+            out.append(Session(f"{ident}:{group[0][1]}", group[0][1], group[-1][2], tuple(r[0] for r in group)))
+            group = []
+        group.append(run)
+    if group:
+        out.append(Session(f"{ident}:{group[0][1]}", group[0][1], group[-1][2], tuple(r[0] for r in group)))
+    return out
+
+
+@dataclass
+class SessionState:
+    """The in-memory state of one shopper key (see the module docstring)."""
+
+    runs: list[Run]
+    parts: list[str]
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> SessionState:
+        """State from its stored document (empty when absent)."""
+        if not doc:
+            return cls([], [])
+        return cls([list(r) for r in doc.get("runs", [])], list(doc.get("parts", [])))
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document."""
+        return {"runs": self.runs, "parts": self.parts}
+
+    def copy(self) -> SessionState:
+        """A deep copy."""
+        return SessionState([list(r) for r in self.runs], list(self.parts))
+
+    def add_part(self, partition: str) -> None:
+        """Remember another partition holding this shopper's events."""
+        if partition not in self.parts:
+            self.parts.append(partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What sessionization needs of one event."""
+
+    anonymous_id: str | None
+    user_id: str | None
+    session_id: str | None
+    ts_ms: int
+
+
+class Sessionizer:
+    """Assigns log partitions (run labels) to events, batch by batch, with state kept in ``store``."""
+
+    def __init__(self, store: DocumentStore, *, timeout_s: int = 1800) -> None:
+        self.store = store
+        self.timeout_s = timeout_s
+
+    @property
+    def gap_ms(self) -> int:
+        """The inactivity gap in milliseconds."""
+        return self.timeout_s * 1000
+
+    def load_docs(self, items: Iterable[Placement]) -> dict[str, dict[str, Any] | None]:
+        """The stored state document (None when new) of every shopper key the batch touches: one ``get_many``."""
+        keys: dict[str, None] = {}
+        for it in items:
+            keys[state_key(it.anonymous_id, it.user_id)] = None
+            if it.anonymous_id is not None and it.user_id is not None:
+                keys[f"u:{it.user_id}"] = None
+        docs = self.store.get_many(COLLECTION, list(keys))
+        return {key: docs.get(key) for key in keys}
+
+    @staticmethod
+    def states(docs: Mapping[str, Mapping[str, Any] | None]) -> dict[str, SessionState]:
+        """Fresh in-memory states built from ``load_docs`` output (the documents are not modified)."""
+        return {key: SessionState.from_doc(doc) for key, doc in docs.items()}
+
+    def assign(self, items: Sequence[Placement], states: dict[str, SessionState]) -> list[str]:
+        """The partition of each item, updating ``states`` in memory; events are placed in time order."""
+        gap = self.gap_ms
+        labels: list[str] = [""] * len(items)
+        for i in sorted(range(len(items)), key=lambda j: items[j].ts_ms):
+            it = items[i]
+            anon, user = it.anonymous_id, it.user_id
+            state = states[f"a:{anon}" if anon is not None else f"u:{user}"]
+            if it.session_id is not None:
+                label = it.session_id
+                state.add_part(label)
+            else:
+                label = place(state.runs, anon if anon is not None else str(user), it.ts_ms, gap)
+            if anon is not None and user is not None:
+                states[f"u:{user}"].add_part(label)
+            labels[i] = label
+        return labels
+
+    def replace(self, items: Sequence[Placement], labels: Sequence[str], states: dict[str, SessionState]) -> None:
+        """Record already-chosen labels in ``states`` (used to drop refused events from a batch's state)."""
+        for it, label in zip(items, labels, strict=True):
+            anon, user = it.anonymous_id, it.user_id
+            state = states[f"a:{anon}" if anon is not None else f"u:{user}"]
+            if it.session_id is not None:
+                state.add_part(label)
+            else:
+                put_label(state.runs, label, it.ts_ms)
+            if anon is not None and user is not None:
+                states[f"u:{user}"].add_part(label)
+
+    def save(self, states: Mapping[str, SessionState]) -> None:
+        """Persist states (one ``put_many``)."""
+        if states:
+            self.store.put_many(COLLECTION, {key: st.to_doc() for key, st in states.items()})
+
+    def sessions(self, key: str) -> list[Session]:
+        """The sessions of one shopper key (``a:<anonymous_id>`` or ``u:<user_id>``) in time order."""
+        doc = self.store.get_many(COLLECTION, [key]).get(key)
+        return chains(key[2:], SessionState.from_doc(doc).runs, self.gap_ms)

@@ -1,0 +1,295 @@
+"""The event write path: validate -> dedupe -> sessionize -> append -> stitch logins.
+
+:class:`Ingestor` takes raw wire-format events (dicts, or a JSONL file streamed in batches of
+``events.batch_size``) and stores them in the ``events`` log of a Store:
+
+* invalid events are rejected with a :class:`~shopkeep.errors.ValidationError` naming line, field
+  and value; in ``on_error="reject"`` mode one bad line means nothing from the file is stored;
+* an event_id already stored (or earlier in the batch) with the same canonical payload is a
+  duplicate (nothing changes); with a different payload it is a conflict: refused, reported as a
+  :class:`~shopkeep.errors.ConflictError`, the stored event untouched;
+* events without a session_id are sessionized by event time (:mod:`shopkeep.events.sessions`);
+* a login event links its anonymous_id to its user_id in the :class:`~shopkeep.profiles.IdentityGraph`,
+  so :meth:`Ingestor.events_of_user` then includes the earlier anonymous events.
+
+Reject mode validates the whole file first (in-file duplicate ids with different payloads count as
+bad lines); conflicts with events stored *before* the file are still refused one by one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from shopkeep.config import Config
+from shopkeep.errors import ConflictError, ValidationError
+from shopkeep.events.log import EVENTS_LOG, events_of_session, events_of_user
+from shopkeep.events.schema import canonical_json, clean_event, clean_line, now_epoch_ms
+from shopkeep.events.sessions import Placement, Sessionizer
+from shopkeep.profiles import IdentityGraph
+from shopkeep.storage.base import LogRecord, Store
+from shopkeep.types import Event
+
+__all__ = ["MAX_REPORTED_ERRORS", "IngestReport", "Ingestor"]
+
+MAX_REPORTED_ERRORS = 1000
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What an ingest did. ``errors``/``conflict_errors`` keep the first 1000 of each; counts are exact.
+
+    ``stored`` is False when reject mode refused a whole file (then ``accepted`` is 0).
+    """
+
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    logins_linked: int = 0
+    errors: tuple[ValidationError, ...] = ()
+    conflict_errors: tuple[ConflictError, ...] = ()
+    stored: bool = True
+    seconds: float = 0.0
+
+    @property
+    def seen(self) -> int:
+        """Events looked at: accepted + duplicates + conflicts + rejected."""
+        return self.accepted + self.duplicates + self.conflicts + self.rejected
+
+    def __add__(self, other: IngestReport) -> IngestReport:
+        return IngestReport(
+            self.accepted + other.accepted, self.duplicates + other.duplicates, self.conflicts + other.conflicts,
+            self.rejected + other.rejected, self.logins_linked + other.logins_linked,
+            (self.errors + other.errors)[:MAX_REPORTED_ERRORS],
+            (self.conflict_errors + other.conflict_errors)[:MAX_REPORTED_ERRORS],
+            self.stored and other.stored, self.seconds + other.seconds,
+        )
+
+
+@dataclass
+class _Batch:
+    """Validated events of one batch, deduplicated inside the batch."""
+
+    cleans: list[dict[str, Any]] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+    lines: list[int | None] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: list[ConflictError] = field(default_factory=list)
+
+
+def _conflict(event_id: str, line: int | None, why: str) -> ConflictError:
+    where = f"line {line}: " if line is not None else ""
+    return ConflictError(f"{where}event_id={event_id!r}: {why}",
+                         {"field": "event_id", "value": event_id, "reason": why, **({"line": line} if line else {})})
+
+
+class Ingestor:
+    """Stores shopper events in ``store``: the write path's orchestration (see the module docstring)."""
+
+    def __init__(self, store: Store, config: Config | None = None, *, graph: IdentityGraph | None = None) -> None:
+        self.store = store
+        self.config = config if config is not None else Config()
+        self.graph = graph if graph is not None else IdentityGraph(store)
+        self.sessionizer = Sessionizer(store, timeout_s=self.config.events.session_timeout_s)
+
+    # -- write path ---------------------------------------------------------------------------
+    def ingest_batch(self, raw_events: Sequence[Mapping[str, Any]], *, first_line: int = 1) -> IngestReport:
+        """Validate and store a batch; event i is reported as line ``first_line + i``."""
+        start = time.perf_counter()
+        now = now_epoch_ms()
+        batch = _Batch()
+        errors: list[ValidationError] = []
+        for i, raw in enumerate(raw_events):
+            try:
+                clean, ts = clean_event(raw, line=first_line + i, now_ms=now)
+            except ValidationError as exc:
+                errors.append(exc)
+                continue
+            self._add(batch, clean, ts, first_line + i)
+        report = self._store(batch, errors)
+        return replace(report, seconds=time.perf_counter() - start)
+
+    @staticmethod
+    def _add(batch: _Batch, clean: dict[str, Any], ts: int, line: int | None, payload: str | None = None) -> None:
+        batch.cleans.append(clean)
+        batch.times.append(ts)
+        batch.payloads.append(canonical_json(clean) if payload is None else payload)
+        batch.lines.append(line)
+
+    def _dedupe(self, batch: _Batch) -> _Batch:
+        first: dict[str, int] = {}
+        out = _Batch()
+        for i, clean in enumerate(batch.cleans):
+            eid = clean["event_id"]
+            j = first.get(eid)
+            if j is None:
+                first[eid] = len(out.cleans)
+                self._add(out, clean, batch.times[i], batch.lines[i], batch.payloads[i])
+            elif out.payloads[j] == batch.payloads[i]:
+                out.duplicates += 1
+            else:
+                out.conflicts.append(_conflict(eid, batch.lines[i], f"differs from the event on line {out.lines[j]}"))
+        return out
+
+    def _store(self, raw_batch: _Batch, errors: list[ValidationError]) -> IngestReport:
+        batch = self._dedupe(raw_batch)
+        conflicts = list(batch.conflicts)
+        if not batch.cleans:
+            return IngestReport(0, batch.duplicates, len(conflicts), len(errors), 0,
+                                tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]))
+        items = [Placement(c.get("anonymous_id"), c.get("user_id"), c.get("session_id"), ts)
+                 for c, ts in zip(batch.cleans, batch.times, strict=True)]
+        docs = self.sessionizer.load_docs(items)
+        states = self.sessionizer.states(docs)
+        labels = self.sessionizer.assign(items, states)
+        # State first: if the append fails, a retry finds the same runs and gets the same labels.
+        self.sessionizer.save(states)
+        records = [LogRecord(c["event_id"], ts, p, label)
+                   for c, ts, p, label in zip(batch.cleans, batch.times, batch.payloads, labels, strict=True)]
+        result = self.store.append(EVENTS_LOG, records)
+        refused = set(result.conflicts)
+        if refused:
+            keep = [i for i, c in enumerate(batch.cleans) if c["event_id"] not in refused]
+            fresh = self.sessionizer.states(docs)
+            self.sessionizer.replace([items[i] for i in keep], [labels[i] for i in keep], fresh)
+            self.sessionizer.save(fresh)
+            conflicts += [_conflict(c["event_id"], line, "is already stored with a different payload (not changed)")
+                          for c, line in zip(batch.cleans, batch.lines, strict=True) if c["event_id"] in refused]
+        logins = [(c["anonymous_id"], c["user_id"], ts) for c, ts in zip(batch.cleans, batch.times, strict=True)
+                  if c["type"] == "login" and c["event_id"] not in refused]
+        linked = self.graph.link_many(logins) if logins else 0
+        return IngestReport(
+            len(result.inserted), batch.duplicates + len(result.duplicates), len(conflicts), len(errors), linked,
+            tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]),
+        )
+
+    def ingest_jsonl(
+        self,
+        path: str | Path,
+        on_error: Literal["skip", "reject"] = "skip",
+        progress: bool | Progress = True,
+    ) -> IngestReport:
+        """Stream a JSONL file into the store in batches of ``events.batch_size``.
+
+        ``on_error="skip"`` stores the good lines; ``"reject"`` stores nothing if any line is bad.
+        ``progress``: True draws a rich progress bar, a callable gets (bytes done, bytes total).
+        """
+        if on_error not in ("skip", "reject"):
+            raise ValidationError("on_error", on_error, "must be 'skip' or 'reject'")
+        file = Path(path)
+        if not file.is_file():
+            raise ValidationError("path", str(path), "is not a readable file")
+        start = time.perf_counter()
+        with _progress_of(progress, file.stat().st_size) as tick:
+            if on_error == "reject":
+                verdict = self._check_file(file, tick)
+                if verdict.rejected:
+                    return replace(verdict, seconds=time.perf_counter() - start)
+            report = IngestReport()
+            for batch, errors in self._batches(file, tick):
+                report = report + self._store(batch, errors)
+        return replace(report, seconds=time.perf_counter() - start)
+
+    def _batches(self, file: Path, tick: Progress) -> Iterator[tuple[_Batch, list[ValidationError]]]:
+        size = self.config.events.batch_size
+        limit = self.config.events.max_line_bytes
+        now = now_epoch_ms()
+        total = file.stat().st_size
+        with file.open("rb") as fh:
+            batch, errors = _Batch(), []
+            for number, line in enumerate(_read_lines(fh, limit), 1):
+                try:
+                    found = clean_line(line, number, max_line_bytes=limit, now_ms=now)
+                except ValidationError as exc:
+                    errors.append(exc)
+                    continue
+                if found is not None:
+                    self._add(batch, found[0], found[1], number)
+                    if len(batch.cleans) >= size:
+                        yield batch, errors
+                        tick(fh.tell(), total)
+                        batch, errors = _Batch(), []
+            yield batch, errors
+            tick(total, total)
+
+    def _check_file(self, file: Path, tick: Progress) -> IngestReport:
+        """Reject mode's first pass: every line valid, no event_id twice with different payloads."""
+        payload_of: dict[str, tuple[int, int | None]] = {}
+        report = IngestReport()
+        for batch, errors in self._batches(file, lambda done, total: tick(done // 2, total)):
+            conflicts = []
+            for clean, payload, line in zip(batch.cleans, batch.payloads, batch.lines, strict=True):
+                eid, digest = clean["event_id"], hash(payload)
+                seen = payload_of.setdefault(eid, (digest, line))
+                if seen[0] != digest:
+                    conflicts.append(_conflict(eid, line, f"differs from the event on line {seen[1]}"))
+            report = report + IngestReport(rejected=len(errors) + len(conflicts), errors=tuple(errors),
+                                           conflict_errors=tuple(conflicts))
+        if report.rejected:
+            return replace(report, stored=False)
+        return report
+
+    # -- read path ----------------------------------------------------------------------------
+    def events_of_session(self, session_id: str) -> list[Event]:
+        """Events of a session in event-time order (late events placed by their time)."""
+        return events_of_session(self.store, session_id, timeout_s=self.config.events.session_timeout_s)
+
+    def events_of_user(self, user_id: str) -> list[Event]:
+        """Events of a user in event-time order, including anonymous events linked by a login."""
+        anons = self.graph.anonymous_ids(user_id)
+        return events_of_user(self.store, user_id, anons, timeout_s=self.config.events.session_timeout_s)
+
+    def sessions_of(self, anonymous_id: str) -> list[str]:
+        """Session ids of an anonymous shopper, oldest first."""
+        return [s.session_id for s in self.sessionizer.sessions(f"a:{anonymous_id}")]
+
+
+def _read_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
+    """Lines of a binary file; a line over ``limit`` bytes is yielded as its first ``limit + 1`` bytes."""
+    cap = limit + 2  # room for "\r\n"
+    readline = fh.readline
+    while True:
+        line = readline(cap)
+        if not line:
+            return
+        if len(line) == cap and not line.endswith(b"\n"):
+            while True:  # skip the rest of a huge line without holding it in memory
+                rest = readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            line = line[: limit + 1]
+        elif line.endswith(b"\n"):
+            line = line.rstrip(b"\r\n")
+        yield line
+
+
+class _progress_of:
+    """Context manager yielding a progress callback: rich bar, user callback, or nothing."""
+
+    def __init__(self, progress: bool | Progress, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Progress:
+        if callable(self.progress):
+            return self.progress
+        if not self.progress:
+            return lambda done, total: None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+        self._bar = Progress("[bold]ingest events", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                             TimeRemainingColumn(), transient=False)
+        self._bar.start()
+        task = self._bar.add_task("events", total=self.total)
+        return lambda done, total: self._bar.update(task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
