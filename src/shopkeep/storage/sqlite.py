@@ -89,6 +89,7 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: keeps the key index hot on big logs
             conn.executescript(_SCHEMA)
             self._conn = conn
 
