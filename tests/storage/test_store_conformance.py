@@ -265,16 +265,20 @@ def test_any_appends_store_distinct_keys_in_first_seen_order(opener: Opener, bat
     assert store.log_count(log) == len(seen)
 
 
-def test_concurrent_appends_with_overlapping_keys(store: Store) -> None:
+@pytest.mark.parametrize("separate", [False, True], ids=["one_instance", "two_instances"])
+def test_concurrent_appends_with_overlapping_keys(opener: Opener, separate: bool) -> None:
+    """Two threads share one store, or each opens its own (two connections to one file/schema)."""
+    store = opener()
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
     def worker(offset: int) -> None:
         try:
+            own = opener() if separate else store
             barrier.wait()
             for start in range(offset, offset + 300, 30):  # keys overlap: [0, 300) and [150, 450)
                 batch = [rec(f"e{i:04d}", str(i), partition=f"p{i % 5}") for i in range(start, start + 30)]
-                store.append("events", batch)
+                own.append("events", batch)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
