@@ -35,6 +35,7 @@ __all__ = [
     "evaluate",
     "make_validate_fn",
     "rank_cases",
+    "run_evaluation",
     "score_cases",
 ]
 
@@ -190,6 +191,31 @@ def evaluate(
     its last ``truncate`` items (short-history analysis; training data are unchanged).
     ``max_validation_cases`` subsamples the validation cases (seeded) to make per-epoch validation cheap.
     """
+    result, _ = run_evaluation(
+        model,
+        dataset,
+        protocol,
+        ks,
+        seed,
+        truncate=truncate,
+        max_validation_cases=max_validation_cases,
+        progress=progress,
+    )
+    return result
+
+
+def run_evaluation(
+    model: SequentialRecommender,
+    dataset: Dataset,
+    protocol: ProtocolName | None = None,
+    ks: Sequence[int] = (5, 10, 20),
+    seed: int = 0,
+    *,
+    truncate: int | None = None,
+    max_validation_cases: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[EvalResult, SequentialRecommender]:
+    """Like :func:`evaluate`, and also return the model that was tested (the refit one, if refit)."""
     proto: ProtocolName = protocol or dataset.format
     split = make_split(dataset, proto)
     _seed_everything(seed)
@@ -210,7 +236,7 @@ def evaluate(
     test_metrics = _metrics(model, test, ks, sessions, progress, "test")
     eval_seconds = time.perf_counter() - start
     config = model.get_config()
-    return EvalResult(
+    result = EvalResult(
         model=model.name,
         dataset=dataset.name,
         fingerprint=dataset.fingerprint,
@@ -228,3 +254,4 @@ def evaluate(
         refit_on_validation=refit,
         versions=_versions(),
     )
+    return result, model

@@ -10,7 +10,7 @@ True
 >>> create_model("nope")
 Traceback (most recent call last):
 ...
-shopkeep.errors.ValidationError: model='nope': unknown model; available: als, itemknn, pop, sasrec, segment_pop
+shopkeep.errors.ValidationError: model='nope': unknown model; available: als, itemknn, pop, sasrec, sasrec_session, segment_pop
 
 Artifacts: a model directory holds ``model.json`` (``{"format_version", "model", "config", "meta"}``)
 and ``arrays.npz`` (loaded with ``allow_pickle=False``). :func:`load_model` reads any of them back.
@@ -49,7 +49,8 @@ MODELS: dict[str, str] = {
     "itemknn": "shopkeep.models.itemknn:ItemKNNRecommender",
     "als": "shopkeep.models.als:ALSRecommender",
     "segment_pop": "shopkeep.models.segment_pop:SegmentPopularityRecommender",
-    "sasrec": "shopkeep.models.sasrec:SASRecRecommender",
+    "sasrec": "shopkeep.models.sasrec:SASRec",
+    "sasrec_session": "shopkeep.models.sasrec:SASRecSession",
 }
 
 #: The best shipped default (by test NDCG@10 on Beauty/Toys under the seqrec protocol).
