@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shopkeep.storage.base import DocumentStore
 
-__all__ = ["COLLECTION", "Session", "SessionState", "Sessionizer", "chains", "place", "state_key"]
+__all__ = ["COLLECTION", "Placement", "Session", "SessionState", "Sessionizer", "chains", "place", "state_key"]
 
 COLLECTION = "event_sessions"
 Run = list[Any]  # [label: str, lo: int, hi: int]
@@ -131,8 +131,7 @@ class SessionState:
             self.parts.append(partition)
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """What sessionization needs of one event."""
 
     anonymous_id: str | None

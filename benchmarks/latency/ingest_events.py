@@ -1,0 +1,181 @@
+"""Event ingestion throughput: JSONL file -> validate -> sessionize -> SQLite event log.
+
+Generates N realistic events (many anonymous shoppers, some logins, ~5% late events written out of
+order, ~2% exact duplicate lines) into a temp dir, then ingests the file into a fresh SQLite store per
+run with the full write path (:class:`shopkeep.pipeline.Ingestor`). Each run checks that the stored
+count equals the number of distinct events and that a replay of the file stores nothing new.
+
+    .venv/bin/python benchmarks/latency/ingest_events.py              # 500k events, 3 runs
+    .venv/bin/python benchmarks/latency/ingest_events.py -n 50000 -r 5 --profile
+
+Target: >= 50,000 events/s. The hardware and the load average are printed with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from shopkeep.config import Config, EventsConfig
+from shopkeep.pipeline import Ingestor
+from shopkeep.storage import open_store
+
+TARGET = 50_000
+DEVICES = ("mobile", "desktop", "tablet")
+CHANNELS = ("web", "app", "email")
+
+
+def generate(path: Path, n: int, seed: int = 7) -> int:
+    """Write ``n`` lines of events to ``path``; returns the number of distinct event ids."""
+    rng = random.Random(seed)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    shoppers = max(1, n // 20)
+    clock = [start + timedelta(seconds=rng.randrange(0, 20 * 86400)) for _ in range(shoppers)]
+    lines: list[str] = []
+    written: list[str] = []
+    distinct = 0
+    for i in track(range(n), description="generating events", transient=True):
+        if written and rng.random() < 0.02:  # an exact replay of an earlier line
+            lines.append(rng.choice(written))
+            continue
+        s = rng.randrange(shoppers)
+        clock[s] += timedelta(seconds=rng.choice((5, 20, 60, 300, 3000)))
+        ts = clock[s]
+        if rng.random() < 0.05:  # late: happened up to 2 hours before the shopper's latest event
+            ts -= timedelta(seconds=rng.randrange(60, 7200))
+        event = _event(rng, i, s, ts)
+        text = json.dumps(event)
+        lines.append(text)
+        written.append(text)
+        distinct += 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return distinct
+
+
+def _event(rng: random.Random, i: int, s: int, ts: datetime) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event_id": f"e-{i}", "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "anonymous_id": f"a-{s}",
+        "context": {"device": DEVICES[s % 3], "channel": CHANNELS[i % 3], "store": f"store-{s % 40}"},
+    }
+    roll = rng.random()
+    item = f"sku-{int(rng.paretovariate(1.2)) % 20000}"
+    if roll < 0.35:
+        event.update(type="impression", item_id=item, trace_id=f"t-{i // 10}", position=i % 10)
+    elif roll < 0.70:
+        event.update(type="view", item_id=item)
+    elif roll < 0.80:
+        event.update(type="click", item_id=item, trace_id=f"t-{i // 10}")
+    elif roll < 0.86:
+        event.update(type="add_to_cart", item_id=item)
+    elif roll < 0.90:
+        event.update(type="search", query=rng.choice(("red lipstick", "unscented lotion", "serum")))
+    elif roll < 0.94:
+        event.update(type="filter", attribute="fragrance_free", value="true")
+    elif roll < 0.96:
+        event.update(type="purchase", item_id=item, order_id=f"o-{i}", quantity=1 + i % 3,
+                     price={"amount": 1000 + i % 5000, "currency": "USD"})
+    elif roll < 0.98:
+        event.update(type="dwell", item_id=item, dwell_ms=rng.randrange(100, 60000))
+    else:
+        event.update(type="login", user_id=f"u-{s % (max(1, s // 3) + 1)}-{s}")
+    return event
+
+
+def run_once(path: Path, db: Path, distinct: int, *, replay: bool, profile: bool) -> tuple[float, float | None]:
+    """Ingest ``path`` into a fresh SQLite db; returns (events/s of the first pass, of the replay)."""
+    config = Config(events=EventsConfig())
+    store = open_store(f"sqlite:///{db}")
+    try:
+        ingestor = Ingestor(store, config)
+        prof = cProfile.Profile() if profile else None
+        start = time.perf_counter()
+        if prof:
+            prof.enable()
+        report = ingestor.ingest_jsonl(path, progress=False)
+        if prof:
+            prof.disable()
+        seconds = time.perf_counter() - start
+        stored = store.log_count("events")
+        if stored != distinct or report.accepted != distinct or report.rejected or report.conflicts:
+            raise SystemExit(f"wrong result: stored={stored} accepted={report.accepted} distinct={distinct} "
+                             f"rejected={report.rejected} conflicts={report.conflicts}")
+        if prof:
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        lines = report.seen
+        replay_rate = None
+        if replay:
+            start = time.perf_counter()
+            again = ingestor.ingest_jsonl(path, progress=False)
+            replay_seconds = time.perf_counter() - start
+            if again.accepted or store.log_count("events") != distinct or again.conflicts:
+                raise SystemExit(f"replay changed the log: accepted={again.accepted} conflicts={again.conflicts}")
+            replay_rate = again.seen / replay_seconds
+        return lines / seconds, replay_rate
+    finally:
+        store.close()
+
+
+def hardware() -> str:
+    """CPU model, cores, Python version."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({sys.platform})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--events", type=int, default=500_000)
+    parser.add_argument("-r", "--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first run")
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
+        path = Path(tmp) / "events.jsonl"
+        distinct = generate(path, args.events)
+        size_mb = path.stat().st_size / 1e6
+        load_before = os.getloadavg()
+        rates, replay = [], None
+        for r in range(args.runs):
+            db = Path(tmp) / f"run{r}.db"
+            rate, replay_rate = run_once(path, db, distinct, replay=r == 0, profile=args.profile and r == 0)
+            replay = replay_rate if r == 0 else replay
+            rates.append(rate)
+            db.unlink()
+            console.print(f"run {r + 1}: {rate:,.0f} events/s")
+        load_after = os.getloadavg()
+    table = Table(title=f"ingest events: {args.events:,} lines ({distinct:,} distinct, {size_mb:.0f} MB) -> SQLite")
+    for col in ("events/s median", "min", "max", "replay events/s", "target", "runs"):
+        table.add_column(col, justify="right")
+    median = statistics.median(rates)
+    table.add_row(f"{median:,.0f}", f"{min(rates):,.0f}", f"{max(rates):,.0f}",
+                  f"{replay:,.0f}" if replay else "-", f"{TARGET:,}", str(args.runs),
+                  style="green" if median >= TARGET else "red")
+    console.print(table)
+    console.print(f"hardware: {hardware()}")
+    console.print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (1 min)")
+    console.print("checked each run: stored count == distinct events; first run: replay stores nothing")
+
+
+if __name__ == "__main__":
+    main()
