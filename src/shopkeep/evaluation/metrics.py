@@ -1,7 +1,7 @@
 """Ranking metrics computed from the 0-based rank of each case's single target.
 
 ``rank`` = the number of *other* items scoring at least as high as the target (a tie counts against
-the target); a target that cannot be ranked (masked out) gets rank ``n_items`` and never hits.
+the target); a target that cannot be ranked (masked out) gets rank :data:`MISS` and never hits.
 
 >>> ranks = np.array([0, 3, 12, 1])
 >>> float(hit_rate(ranks, k=10))
@@ -24,6 +24,7 @@ import numpy.typing as npt
 from shopkeep.errors import ValidationError
 
 __all__ = [
+    "MISS",
     "catalog_coverage",
     "hit_rate",
     "mask_history",
@@ -37,6 +38,9 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+
+#: Rank given to a target that was masked out (``-inf``): larger than any cut-off.
+MISS = 2**62
 
 
 def _check_k(k: int) -> None:
@@ -105,17 +109,17 @@ def mask_history(scores: FloatArray, histories: Sequence[IntArray]) -> None:
 
 
 def target_ranks(scores: FloatArray, targets: IntArray) -> IntArray:
-    """0-based rank of each row's target; ties count against it; a ``-inf`` target gets ``n_items``.
+    """0-based rank of each row's target; ties count against it; a ``-inf`` target gets :data:`MISS`.
 
     >>> s = np.array([[0.1, 0.5, 0.5], [0.9, -np.inf, 0.2]], dtype=np.float32)
-    >>> target_ranks(s, np.array([1, 1])).tolist()
-    [1, 3]
+    >>> target_ranks(s, np.array([1, 1])).tolist() == [1, MISS]
+    True
     """
     rows = np.arange(scores.shape[0])
     target_scores = scores[rows, targets][:, None]
     ranks: IntArray = np.asarray((scores >= target_scores).sum(axis=1), dtype=np.int64) - 1
     masked = ~np.isfinite(target_scores[:, 0]) | np.isnan(target_scores[:, 0])
-    ranks[masked] = scores.shape[1]
+    ranks[masked] = MISS
     return ranks
 
 

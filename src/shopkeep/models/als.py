@@ -82,15 +82,16 @@ class ALSRecommender:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # implicit dependency
 
         matrix = user_item_matrix(train.sequences, train.n_items)
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.threads,
-        )
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads thrash
+        # implicit parallelises itself; nested BLAS threads thrash (and implicit warns about them)
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+            )
             model.fit(matrix, show_progress=False)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         return self
