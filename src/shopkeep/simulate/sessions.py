@@ -29,6 +29,7 @@ __all__ = ["SessionSimulator"]
 _HOURS = (1, 0.5, 0.3, 0.3, 0.4, 0.8, 1.5, 2.5, 3, 3, 3, 3.5, 4, 3.5, 3, 3, 3.5, 4, 5, 6, 6.5, 5.5, 4, 2)
 _GIFT_TYPES = ("eau_de_parfum", "body_lotion", "bath_bomb", "sweater", "hand_cream", "coffee", "lipstick")
 _LIST_SIZE = 6
+_CANDIDATES = 256
 _P_STOP = 0.27
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,6 +68,9 @@ class SessionSimulator:
         self.group_start, self.group_end = gb[:-1], gb[1:]
         self.enabled_types = np.array(sorted(self.type_range))
         self.by_key = {tx.TYPES[t].key: t for t in self.type_range}
+        # Candidates a category page or search shows: the most popular items of each type (local rows).
+        self.top = {t: np.argsort(-cat.pop[lo:hi], kind="stable")[:_CANDIDATES] for t, (lo, hi) in
+                    self.type_range.items()}
         self.records: list[tuple[Any, ...]] = []
         self.purchases: list[tuple[Shopper, int, int, str, str | None, str, int]] = []
         self.counters = {"seq": 0, "session": 0, "trace": 0, "order": 0}
@@ -121,14 +125,18 @@ class SessionSimulator:
     def _show(self, s: Shopper, t: int, mask: np.ndarray | None) -> tuple[int, int, str] | None:
         """Show a list of items of type ``t`` (impressions); return the clicked (item, position, trace)."""
         pool = self._pool(s, t)
-        engine = self.cat.pop[pool.start: pool.start + pool.weights.shape[0]] * self.nr.lognormal(
-            0.0, 0.6, size=pool.weights.shape[0])
+        cand = self.top[t]
         if mask is not None:
-            engine = np.where(mask, engine, 0.0)
-        order = np.argsort(-engine, kind="stable")[:_LIST_SIZE]
-        order = order[engine[order] > 0]
-        if order.shape[0] == 0:
+            cand = cand[mask[cand]]
+            if cand.shape[0] < _LIST_SIZE:
+                cand = np.flatnonzero(mask)
+        k = min(_LIST_SIZE, cand.shape[0])
+        if k == 0:
             return None
+        # The store's own ranking: popularity with noise (not personalized), best first.
+        engine = self.cat.pop[pool.start + cand] * self.nr.lognormal(0.0, 0.6, size=cand.shape[0])
+        part = np.argpartition(-engine, k - 1)[:k]
+        order = cand[part[np.argsort(-engine[part], kind="stable")]]
         trace = f"tr-{self._next_id('trace'):08d}"
         for pos, local in enumerate(order.tolist()):
             self._emit(EventType.IMPRESSION, item_id=item_id(pool.start + local), position=pos, trace_id=trace)
@@ -281,7 +289,7 @@ class SessionSimulator:
             err = bias + s.fit_noise + r.gauss(0.0, 0.2) + float(self.cat.attrs["size"][i] - want)
             if s.wide_feet and spec.variant == "shoe_size" and FITS[int(self.cat.attrs["fit"][i])] != "wide":
                 err -= 0.7
-            if abs(err) > 0.55 and r.random() < 0.55:
+            if abs(err) > 0.55 and r.random() < 0.45:
                 return ReturnReason.TOO_SMALL if err < 0 else ReturnReason.TOO_LARGE
             base, reasons = 0.06, [ReturnReason.CHANGED_MIND, ReturnReason.NOT_AS_DESCRIBED]
         elif spec.department == "beauty":

@@ -151,8 +151,8 @@ def match_scores(s: Shopper, cat: CatalogArrays, idx: np.ndarray) -> np.ndarray:
     fit = a["fit"][idx]
     # Wide feet make wide fits attractive and regular ones a worry; narrow feet avoid wide fits.
     m = m + (p["wide"] * (fit == 3) - 0.6 * (fit == 1) if s.wide_feet else -0.8 * (fit == 3))
-    fav = np.array([COLOR_NAMES.index(c) for c in s.colors])
-    m = m + p["color"] * np.isin(a["color"][idx], fav)
+    color = a["color"][idx]
+    m = m + p["color"] * ((color == COLOR_NAMES.index(s.colors[0])) | (color == COLOR_NAMES.index(s.colors[1])))
     skin_bit = 1 << tx.SKIN_TYPES.index(s.skin_type)
     skin = a["skin"][idx]
     m = m + 0.5 * ((skin >= 0) & ((skin & skin_bit) > 0))
@@ -182,12 +182,12 @@ def response_probabilities(s: Shopper, cat: CatalogArrays, idx: np.ndarray,
     p_buy = _sigmoid(BUY_BIAS + BUY_MATCH * m - BUY_PRICE * pt)
     reg = cat.attrs["regulated"][idx]
     if not s.age_verified:
-        blocked = np.array([r > 0 and s.region in tx.REGULATED[_REG[int(r)]] for r in reg.tolist()], dtype=bool)
+        alcohol = s.region in tx.REGULATED["age_restricted_alcohol"]
+        retinoid = s.region in tx.REGULATED["retinoid"]
+        blocked = ((reg == 1) & alcohol) | ((reg == 2) & retinoid)
         p_buy = np.where(blocked, 0.0, p_buy)
     return p_cart, p_buy
 
-
-_REG = {1: "age_restricted_alcohol", 2: "retinoid"}
 
 
 def session_count(r: random.Random, s: Shopper, n_days: int) -> int:
