@@ -94,16 +94,16 @@ def test_sessionizer_state_survives_a_reopened_store(tmp_path) -> None:
     items = [Placement("a", None, None, 0), Placement("a", None, None, 10 * MIN), Placement(None, "u", None, 0)]
     store = open_store(uri)
     sz = Sessionizer(store)
-    states = sz.states(sz.load_docs(items))
+    states = sz.states_for(items)
     labels = sz.assign(items, states)
-    sz.save(states)
+    sz.commit(states)
     store.close()
     store = open_store(uri)
     sz = Sessionizer(store)
     late = [Placement("a", None, None, 35 * MIN), Placement(None, "u", None, 5 * MIN)]
-    states = sz.states(sz.load_docs(late))
+    states = sz.states_for(late)
     assert sz.assign(late, states) == [labels[0], "u:0"]
-    sz.save(states)
+    sz.commit(states)
     assert [s.session_id for s in sz.sessions("a:a")] == ["a:0"]
     assert sz.sessions("a:a")[0].end_ms == 35 * MIN
     store.close()
@@ -113,6 +113,6 @@ def test_client_session_ids_are_kept() -> None:
     store = open_store("memory://")
     sz = Sessionizer(store)
     items = [Placement("a", "u", "s-9", 0), Placement("a", None, None, MIN)]
-    states = sz.states(sz.load_docs(items))
+    states = sz.states_for(items)
     assert sz.assign(items, states) == ["s-9", "a:60000"]
     assert states["a:a"].parts == ["s-9"] and states["u:u"].parts == ["s-9"]

@@ -284,3 +284,42 @@ def test_permutation_on_sqlite(tmp_path: Path) -> None:
         results.append(snapshot(ing))
         store.close()
     assert results[0] == results[1] == results[2]
+
+
+def test_a_crash_before_the_state_write_is_repaired(durable: Opener) -> None:
+    first = Ingestor(durable())
+    first.sessionizer.flush_every = 10**9
+    crashed = first.sessionizer.deferred()
+    crashed.__enter__()  # a bulk load that dies before writing its session state
+    first.ingest_batch([view("e1", 0), view("e2", 10)])
+    first.ingest_batch([view("e3", 100)])
+    assert first.store.get_many("event_sessions", ["a:a-1"]) == {}
+    first.sessionizer._cache = None  # the process dies: its memory is gone, nothing more is written
+    first.store.close()
+    again = Ingestor(durable())
+    report = again.ingest_batch([view("e2", 10), view("e4", 20)])  # replays keep their label
+    assert (report.accepted, report.duplicates) == (1, 1)
+    assert [[e.event_id for e in again.events_of_session(s)] for s in again.sessions_of("a-1")] == [
+        ["e1", "e2", "e4"], ["e3"]]
+    assert again.sessionizer.recover() == 0  # once per instance, and the marker moved on
+
+
+def test_parallel_parsing_gives_the_same_result(tmp_path: Path) -> None:
+    lines: list[Any] = [view(f"e{i}", i % 300, anon=f"a-{i % 7}") for i in range(400)]
+    lines[50] = b"{broken"
+    lines[60] = {**view("e-dup", 1), "item_id": "x"}
+    lines[70] = {**view("e-dup", 1), "item_id": "y"}
+    path = write_jsonl(tmp_path / "e.jsonl", lines)
+    config = Config(events=EventsConfig(batch_size=64))
+    results = []
+    for workers in (0, 1):
+        ing = Ingestor(open_store("memory://"), config)
+        ing.parse_workers, ing.parallel_min_bytes = workers, 0
+        report = ing.ingest_jsonl(path, progress=False)
+        results.append(((report.accepted, report.rejected, report.conflicts), stored_payloads(ing.store),
+                        [s for a in range(7) for s in ing.sessions_of(f"a-{a}")],
+                        [str(e) for e in report.errors], [str(e) for e in report.conflict_errors]))
+    assert results[0] == results[1]
+    assert results[0][0] == (398, 1, 1) and results[0][3] == ["line 51: line='{broken': is not valid JSON: "
+                                                              "Expecting property name enclosed in double quotes "
+                                                              "at column 2"]

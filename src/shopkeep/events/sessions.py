@@ -19,7 +19,8 @@ does not depend on the order in which events arrive.
 State is one document per shopper key in collection ``event_sessions`` (key ``a:<anonymous_id>`` or
 ``u:<user_id>``): ``{"runs": [[label, lo, hi], ...], "parts": [partition, ...]}``; ``parts`` lists
 the other partitions holding that shopper's events (client-given session ids, and sessions keyed by
-the anonymous id of a signed-in user).
+the anonymous id of a signed-in user). Document ``log:events`` holds ``{"seq": n}``: the states
+include the first n records of the events log.
 
 >>> runs = []
 >>> [place(runs, "a1", t, 1800_000) for t in (0, 3_600_000, 1_800_000)]
@@ -30,11 +31,13 @@ the anonymous id of a signed-in user).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from shopkeep.storage.base import DocumentStore
+from shopkeep.storage.base import LogRecord, Store
 
 __all__ = ["COLLECTION", "Placement", "Session", "SessionState", "Sessionizer", "chains", "place", "state_key"]
 
@@ -141,31 +144,106 @@ class Placement(NamedTuple):
 
 
 class Sessionizer:
-    """Assigns log partitions (run labels) to events, batch by batch, with state kept in ``store``."""
+    """Assigns log partitions (run labels) to events, batch by batch, with state kept in ``store``.
 
-    def __init__(self, store: DocumentStore, *, timeout_s: int = 1800) -> None:
+    After each batch's append, :meth:`commit` writes the touched states and a marker (the events log's
+    length) in one ``put_many``. Inside :meth:`deferred` states stay in memory and are written every
+    ``flush_every`` batches instead. Either way, a crash between an append and the state write is
+    repaired on the next use: :meth:`recover` replays the log records after the marker. One writer
+    per store at a time: the state is read-modify-write.
+    """
+
+    def __init__(self, store: Store, *, timeout_s: int = 1800, log: str = "events") -> None:
         self.store = store
         self.timeout_s = timeout_s
+        self.log = log
+        self._cache: dict[str, SessionState] | None = None
+        self._pending = 0
+        self._recovered = False
 
     @property
     def gap_ms(self) -> int:
         """The inactivity gap in milliseconds."""
         return self.timeout_s * 1000
 
-    def load_docs(self, items: Iterable[Placement]) -> dict[str, dict[str, Any] | None]:
-        """The stored state document (None when new) of every shopper key the batch touches: one ``get_many``."""
+    @property
+    def marker_key(self) -> str:
+        """The document holding how much of the log the stored states include."""
+        return f"log:{self.log}"
+
+    def states_for(self, items: Iterable[Placement]) -> dict[str, SessionState]:
+        """In-memory states of every shopper key the items touch (one ``get_many`` for the uncached ones)."""
+        self.recover()
         keys: dict[str, None] = {}
         for it in items:
             keys[state_key(it.anonymous_id, it.user_id)] = None
             if it.anonymous_id is not None and it.user_id is not None:
                 keys[f"u:{it.user_id}"] = None
-        docs = self.store.get_many(COLLECTION, list(keys))
-        return {key: docs.get(key) for key in keys}
+        cache = self._cache if self._cache is not None else {}
+        missing = [key for key in keys if key not in cache]
+        if missing:
+            docs = self.store.get_many(COLLECTION, missing)
+            for key in missing:
+                cache[key] = SessionState.from_doc(docs.get(key))
+        return {key: cache[key] for key in keys}
 
-    @staticmethod
-    def states(docs: Mapping[str, Mapping[str, Any] | None]) -> dict[str, SessionState]:
-        """Fresh in-memory states built from ``load_docs`` output (the documents are not modified)."""
-        return {key: SessionState.from_doc(doc) for key, doc in docs.items()}
+    def commit(self, states: Mapping[str, SessionState]) -> None:
+        """Persist the states of a batch that is now appended (deferred: every ``flush_every`` batches)."""
+        if self._cache is None:
+            self._write(states)
+            return
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    flush_every = 20
+
+    def flush(self) -> None:
+        """Write the cached states and the marker now, and empty the cache (deferred mode)."""
+        if self._cache:
+            self._write(self._cache)
+            self._cache.clear()
+        self._pending = 0
+
+    def _write(self, states: Mapping[str, SessionState], seq: int | None = None) -> None:
+        docs = {key: st.to_doc() for key, st in states.items()}
+        docs[self.marker_key] = {"seq": self.store.log_count(self.log) if seq is None else seq}
+        self.store.put_many(COLLECTION, docs)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Keep states in memory across batches (a bulk load), writing them every ``flush_every`` batches."""
+        self._cache, self._pending = {}, 0
+        try:
+            yield
+        finally:
+            self.flush()
+            self._cache = None
+
+    def recover(self) -> int:
+        """Replay the log records appended after the last state write (once per instance); returns how many."""
+        if self._recovered:
+            return 0
+        self._recovered = True
+        marker = self.store.get_many(COLLECTION, [self.marker_key]).get(self.marker_key) or {}
+        after, replayed = int(marker.get("seq", 0)), 0
+        while page := self.store.read(self.log, after_seq=after, k=5000):
+            items = [_placement(rec) for rec in page]
+            states = self.states_for(items)
+            self.replace(items, [rec.partition or "" for rec in page], states)
+            self._write(states, page[-1].seq)
+            after, replayed = page[-1].seq, replayed + len(page)
+        return replayed
+
+    def rebuild(self, keys: Iterable[str], states: Mapping[str, SessionState]) -> None:
+        """Shrink the runs of ``keys`` to the events actually stored under them (after refused events)."""
+        for key in keys:
+            runs = []
+            for label, _, _ in states[key].runs:
+                times = [rec.ts_ms for rec in _read_all(self.store, self.log, label)]
+                if times:
+                    runs.append([label, min(times), max(times)])
+            states[key].runs[:] = sorted(runs, key=lambda r: r[1])
 
     def assign(self, items: Sequence[Placement], states: dict[str, SessionState]) -> list[str]:
         """The partition of each item, updating ``states`` in memory; events are placed in time order."""
@@ -197,12 +275,21 @@ class Sessionizer:
             if anon is not None and user is not None:
                 states[f"u:{user}"].add_part(label)
 
-    def save(self, states: Mapping[str, SessionState]) -> None:
-        """Persist states (one ``put_many``)."""
-        if states:
-            self.store.put_many(COLLECTION, {key: st.to_doc() for key, st in states.items()})
-
     def sessions(self, key: str) -> list[Session]:
         """The sessions of one shopper key (``a:<anonymous_id>`` or ``u:<user_id>``) in time order."""
         doc = self.store.get_many(COLLECTION, [key]).get(key)
         return chains(key[2:], SessionState.from_doc(doc).runs, self.gap_ms)
+
+
+def _placement(rec: LogRecord) -> Placement:
+    raw = json.loads(rec.payload)
+    return Placement(raw.get("anonymous_id"), raw.get("user_id"), raw.get("session_id"), rec.ts_ms)
+
+
+def _read_all(store: Store, log: str, partition: str) -> list[LogRecord]:
+    out: list[LogRecord] = []
+    after = 0
+    while page := store.read(log, after_seq=after, k=5000, partition=partition):
+        out.extend(page)
+        after = page[-1].seq
+    return out

@@ -19,23 +19,27 @@ bad lines); conflicts with events stored *before* the file are still refused one
 from __future__ import annotations
 
 import gc
+import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 from shopkeep.config import Config
 from shopkeep.errors import ConflictError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, events_of_session, events_of_user
 from shopkeep.events.schema import canonical_json, clean_event, clean_line, now_epoch_ms
-from shopkeep.events.sessions import Placement, Sessionizer
+from shopkeep.events.sessions import Placement, Sessionizer, state_key
 from shopkeep.profiles import IdentityGraph
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Event
 
-__all__ = ["MAX_REPORTED_ERRORS", "IngestReport", "Ingestor"]
+__all__ = ["MAX_REPORTED_ERRORS", "IngestReport", "Ingestor", "Parsed", "parse_chunk"]
 
 MAX_REPORTED_ERRORS = 1000
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -73,33 +77,63 @@ class IngestReport:
         )
 
 
+class Parsed(NamedTuple):
+    """A validated event reduced to what the write path needs (cheap to pass between processes)."""
+
+    event_id: str
+    ts_ms: int
+    payload: str
+    anonymous_id: str | None
+    user_id: str | None
+    session_id: str | None
+    is_login: bool
+    line: int | None
+
+
+def parse_chunk(lines: Sequence[bytes], first_line: int, max_line_bytes: int, now_ms: int
+                ) -> tuple[list[Parsed], list[tuple[str, Any, str, int | None]]]:
+    """Validate JSONL lines numbered from ``first_line``: the events, and each bad line's
+    ``(field, value, reason, line)`` (plain tuples: they cross process boundaries)."""
+    out: list[Parsed] = []
+    bad: list[tuple[str, Any, str, int | None]] = []
+    for number, raw_line in enumerate(lines, first_line):
+        try:
+            found = clean_line(raw_line, number, max_line_bytes=max_line_bytes, now_ms=now_ms)
+        except ValidationError as exc:
+            bad.append((exc.field, exc.value, exc.reason, exc.line))
+            continue
+        if found is not None:
+            out.append(_parsed(found[0], found[1], number))
+    return out, bad
+
+
+def _parsed(clean: dict[str, Any], ts: int, line: int | None) -> Parsed:
+    return Parsed(clean["event_id"], ts, canonical_json(clean), clean.get("anonymous_id"), clean.get("user_id"),
+                  clean.get("session_id"), clean["type"] == "login", line)
+
+
 @dataclass
 class _Batch:
     """Validated events of one batch, deduplicated inside the batch as they are added."""
 
-    cleans: list[dict[str, Any]] = field(default_factory=list)
-    times: list[int] = field(default_factory=list)
-    payloads: list[str] = field(default_factory=list)
-    lines: list[int | None] = field(default_factory=list)
+    events: list[Parsed] = field(default_factory=list)
     first: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     conflicts: list[ConflictError] = field(default_factory=list)
 
-    def add(self, clean: dict[str, Any], ts: int, line: int | None) -> None:
-        """Add an event; a repeated event_id is counted as a duplicate or recorded as a conflict."""
-        payload = canonical_json(clean)
-        eid = clean["event_id"]
-        j = self.first.get(eid)
-        if j is None:
-            self.first[eid] = len(self.cleans)
-            self.cleans.append(clean)
-            self.times.append(ts)
-            self.payloads.append(payload)
-            self.lines.append(line)
-        elif self.payloads[j] == payload:
-            self.duplicates += 1
-        else:
-            self.conflicts.append(_conflict(eid, line, f"differs from the event on line {self.lines[j]}"))
+    def add_all(self, events: Iterable[Parsed]) -> _Batch:
+        """Add events; a repeated event_id is counted as a duplicate or recorded as a conflict."""
+        first, kept = self.first, self.events
+        for ev in events:
+            j = first.get(ev.event_id)
+            if j is None:
+                first[ev.event_id] = len(kept)
+                kept.append(ev)
+            elif kept[j].payload == ev.payload:
+                self.duplicates += 1
+            else:
+                self.conflicts.append(_conflict(ev.event_id, ev.line, f"differs from the event on line {kept[j].line}"))
+        return self
 
 
 def _conflict(event_id: str, line: int | None, why: str) -> ConflictError:
@@ -116,13 +150,18 @@ class Ingestor:
         self.config = config if config is not None else Config()
         self.graph = graph if graph is not None else IdentityGraph(store)
         self.sessionizer = Sessionizer(store, timeout_s=self.config.events.session_timeout_s)
+        cpus = os.cpu_count() or 1
+        #: Processes that parse big files while this one stores (0: parse here).
+        self.parse_workers = min(cpus - 1, 3)
+        #: Files smaller than this are parsed in this process (starting workers costs ~0.3 s).
+        self.parallel_min_bytes = 8_000_000
 
     # -- write path ---------------------------------------------------------------------------
     def ingest_batch(self, raw_events: Sequence[Mapping[str, Any]], *, first_line: int = 1) -> IngestReport:
         """Validate and store a batch; event i is reported as line ``first_line + i``."""
         start = time.perf_counter()
         now = now_epoch_ms()
-        batch = _Batch()
+        parsed: list[Parsed] = []
         errors: list[ValidationError] = []
         for i, raw in enumerate(raw_events):
             try:
@@ -130,35 +169,32 @@ class Ingestor:
             except ValidationError as exc:
                 errors.append(exc)
                 continue
-            batch.add(clean, ts, first_line + i)
-        report = self._store(batch, errors)
+            parsed.append(_parsed(clean, ts, first_line + i))
+        report = self._store(_Batch().add_all(parsed), errors)
         return replace(report, seconds=time.perf_counter() - start)
 
     def _store(self, batch: _Batch, errors: list[ValidationError]) -> IngestReport:
         conflicts = list(batch.conflicts)
-        if not batch.cleans:
+        events = batch.events
+        if not events:
             return IngestReport(0, batch.duplicates, len(conflicts), len(errors), 0,
                                 tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]))
-        items = [Placement(c.get("anonymous_id"), c.get("user_id"), c.get("session_id"), ts)
-                 for c, ts in zip(batch.cleans, batch.times, strict=True)]
-        docs = self.sessionizer.load_docs(items)
-        states = self.sessionizer.states(docs)
+        items = [Placement(ev.anonymous_id, ev.user_id, ev.session_id, ev.ts_ms) for ev in events]
+        states = self.sessionizer.states_for(items)
         labels = self.sessionizer.assign(items, states)
-        # State first: if the append fails, a retry finds the same runs and gets the same labels.
-        self.sessionizer.save(states)
-        records = [LogRecord(c["event_id"], ts, p, label)
-                   for c, ts, p, label in zip(batch.cleans, batch.times, batch.payloads, labels, strict=True)]
+        records = [LogRecord(ev.event_id, ev.ts_ms, ev.payload, label)
+                   for ev, label in zip(events, labels, strict=True)]
         result = self.store.append(EVENTS_LOG, records)
         refused = set(result.conflicts)
         if refused:
-            keep = [i for i, c in enumerate(batch.cleans) if c["event_id"] not in refused]
-            fresh = self.sessionizer.states(docs)
-            self.sessionizer.replace([items[i] for i in keep], [labels[i] for i in keep], fresh)
-            self.sessionizer.save(fresh)
-            conflicts += [_conflict(c["event_id"], line, "is already stored with a different payload (not changed)")
-                          for c, line in zip(batch.cleans, batch.lines, strict=True) if c["event_id"] in refused]
-        logins = [(c["anonymous_id"], c["user_id"], ts) for c, ts in zip(batch.cleans, batch.times, strict=True)
-                  if c["type"] == "login" and c["event_id"] not in refused]
+            hit = [state_key(ev.anonymous_id, ev.user_id) for ev in events
+                   if ev.event_id in refused and ev.session_id is None]
+            self.sessionizer.rebuild(dict.fromkeys(hit), states)
+            conflicts += [_conflict(ev.event_id, ev.line, "is already stored with a different payload (not changed)")
+                          for ev in events if ev.event_id in refused]
+        self.sessionizer.commit(states)
+        logins = [(str(ev.anonymous_id), str(ev.user_id), ev.ts_ms) for ev in events
+                  if ev.is_login and ev.event_id not in refused]  # a login carries both ids (schema)
         linked = self.graph.link_many(logins) if logins else 0
         return IngestReport(
             len(result.inserted), batch.duplicates + len(result.duplicates), len(conflicts), len(errors), linked,
@@ -188,43 +224,36 @@ class Ingestor:
                 if verdict.rejected:
                     return replace(verdict, seconds=time.perf_counter() - start)
             report = IngestReport()
-            for batch, errors in self._batches(file, tick):
-                report = report + self._store(batch, errors)
+            with self.sessionizer.deferred():
+                for batch, errors in self._batches(file, tick):
+                    report = report + self._store(batch, errors)
         return replace(report, seconds=time.perf_counter() - start)
 
     def _batches(self, file: Path, tick: Progress) -> Iterator[tuple[_Batch, list[ValidationError]]]:
-        size = self.config.events.batch_size
+        """Batches of validated events in file order; parsed in worker processes for big files."""
         limit = self.config.events.max_line_bytes
         now = now_epoch_ms()
         total = file.stat().st_size
+        workers = self.parse_workers if total >= self.parallel_min_bytes else 0
         with file.open("rb") as fh:
-            batch, errors = _Batch(), []
-            for number, line in enumerate(_read_lines(fh, limit), 1):
-                try:
-                    found = clean_line(line, number, max_line_bytes=limit, now_ms=now)
-                except ValidationError as exc:
-                    errors.append(exc)
-                    continue
-                if found is not None:
-                    batch.add(found[0], found[1], number)
-                    if len(batch.cleans) >= size:
-                        yield batch, errors
-                        tick(fh.tell(), total)
-                        batch, errors = _Batch(), []
-            yield batch, errors
-            tick(total, total)
+            chunks = _chunks(fh, self.config.events.batch_size, limit)
+            for (parsed, bad), done in _parse_all(chunks, workers, limit, now):
+                errors = [ValidationError(f, v, r, line=n) for f, v, r, n in bad]
+                yield _Batch().add_all(parsed), errors
+                tick(done, total)
+        tick(total, total)
 
     def _check_file(self, file: Path, tick: Progress) -> IngestReport:
         """Reject mode's first pass: every line valid, no event_id twice with different payloads."""
         payload_of: dict[str, tuple[int, int | None]] = {}
         report = IngestReport()
         for batch, errors in self._batches(file, lambda done, total: tick(done // 2, total)):
-            conflicts = []
-            for clean, payload, line in zip(batch.cleans, batch.payloads, batch.lines, strict=True):
-                eid, digest = clean["event_id"], hash(payload)
-                seen = payload_of.setdefault(eid, (digest, line))
+            conflicts = [*batch.conflicts]
+            for ev in batch.events:
+                digest = hash(ev.payload)
+                seen = payload_of.setdefault(ev.event_id, (digest, ev.line))
                 if seen[0] != digest:
-                    conflicts.append(_conflict(eid, line, f"differs from the event on line {seen[1]}"))
+                    conflicts.append(_conflict(ev.event_id, ev.line, f"differs from the event on line {seen[1]}"))
             report = report + IngestReport(rejected=len(errors) + len(conflicts), errors=tuple(errors),
                                            conflict_errors=tuple(conflicts))
         if report.rejected:
@@ -257,6 +286,39 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _chunks(fh: IO[bytes], size: int, limit: int) -> Iterator[tuple[list[bytes], int, int]]:
+    """``(lines, number of the first, bytes read so far)`` for consecutive runs of ``size`` lines."""
+    lines: list[bytes] = []
+    first = 1
+    for number, line in enumerate(_read_lines(fh, limit), 1):
+        lines.append(line)
+        if len(lines) >= size:
+            yield lines, first, fh.tell()
+            lines, first = [], number + 1
+    if lines:
+        yield lines, first, fh.tell()
+
+
+def _parse_all(chunks: Iterator[tuple[list[bytes], int, int]], workers: int, limit: int, now: int
+               ) -> Iterator[tuple[tuple[list[Parsed], list[tuple[str, Any, str, int | None]]], int]]:
+    """Parse chunks in order, in this process (workers=0) or ``workers`` spawned processes,
+    keeping at most two chunks per worker in flight."""
+    if workers <= 0:
+        for lines, first, done in chunks:
+            yield parse_chunk(lines, first, limit, now), done
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=gc.disable) as pool:
+        pending: deque[tuple[Future[Any], int]] = deque()
+        for lines, first, done in chunks:
+            pending.append((pool.submit(parse_chunk, lines, first, limit, now), done))
+            if len(pending) > 2 * workers:
+                future, at = pending.popleft()
+                yield future.result(), at
+        while pending:
+            future, at = pending.popleft()
+            yield future.result(), at
 
 
 def _read_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
