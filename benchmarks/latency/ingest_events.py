@@ -33,6 +33,7 @@ from rich.table import Table
 
 from shopkeep.config import Config, EventsConfig
 from shopkeep.pipeline import Ingestor
+from shopkeep.pipeline.ingest import default_parse_workers
 from shopkeep.storage import open_store
 
 TARGET = 50_000
@@ -96,13 +97,15 @@ def _event(rng: random.Random, i: int, s: int, ts: datetime) -> dict[str, object
     return event
 
 
-def run_once(path: Path, db: Path, distinct: int, *, replay: bool, profile: bool) -> tuple[float, float | None]:
-    """Ingest ``path`` into a fresh SQLite db; returns (events/s of the first pass, of the replay)."""
+def run_once(path: Path, db: Path, distinct: int, *, workers: int, replay: bool, profile: bool
+             ) -> tuple[float, float | None, float]:
+    """Ingest ``path`` into a fresh SQLite db; returns (events/s, replay events/s, main-process CPU us/event)."""
     config = Config(events=EventsConfig())
     store = open_store(f"sqlite:///{db}")
     try:
-        ingestor = Ingestor(store, config)
+        ingestor = Ingestor(store, config, parse_workers=workers)
         prof = cProfile.Profile() if profile else None
+        cpu = time.process_time()
         start = time.perf_counter()
         if prof:
             prof.enable()
@@ -110,6 +113,7 @@ def run_once(path: Path, db: Path, distinct: int, *, replay: bool, profile: bool
         if prof:
             prof.disable()
         seconds = time.perf_counter() - start
+        cpu_us = (time.process_time() - cpu) / max(1, report.seen) * 1e6
         stored = store.log_count("events")
         if stored != distinct or report.accepted != distinct or report.rejected or report.conflicts:
             raise SystemExit(f"wrong result: stored={stored} accepted={report.accepted} distinct={distinct} "
@@ -125,7 +129,7 @@ def run_once(path: Path, db: Path, distinct: int, *, replay: bool, profile: bool
             if again.accepted or store.log_count("events") != distinct or again.conflicts:
                 raise SystemExit(f"replay changed the log: accepted={again.accepted} conflicts={again.conflicts}")
             replay_rate = again.seen / replay_seconds
-        return lines / seconds, replay_rate
+        return lines / seconds, replay_rate, cpu_us
     finally:
         store.close()
 
@@ -147,34 +151,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--events", type=int, default=500_000)
     parser.add_argument("-r", "--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="*", default=None,
+                        help="parse-worker counts to compare (default: 0 and the CLI default)")
     parser.add_argument("--profile", action="store_true", help="cProfile the first run")
     args = parser.parse_args()
+    modes = args.workers if args.workers is not None else sorted({0, default_parse_workers()})
     console = Console()
+    table = Table(title=f"ingest events: {args.events:,} lines -> SQLite (fresh db per run)")
+    for col in ("parse workers", "events/s median", "min", "max", "main CPU us/event", "replay events/s",
+                "target", "runs"):
+        table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
         path = Path(tmp) / "events.jsonl"
         distinct = generate(path, args.events)
-        size_mb = path.stat().st_size / 1e6
+        console.print(f"{args.events:,} lines, {distinct:,} distinct events, {path.stat().st_size / 1e6:.0f} MB")
         load_before = os.getloadavg()
-        rates, replay = [], None
-        for r in range(args.runs):
-            db = Path(tmp) / f"run{r}.db"
-            rate, replay_rate = run_once(path, db, distinct, replay=r == 0, profile=args.profile and r == 0)
-            replay = replay_rate if r == 0 else replay
-            rates.append(rate)
-            db.unlink()
-            console.print(f"run {r + 1}: {rate:,.0f} events/s")
+        for workers in modes:
+            rates, cpus, replay = [], [], None
+            for r in range(args.runs):
+                db = Path(tmp) / f"run{workers}_{r}.db"
+                rate, replay_rate, cpu_us = run_once(path, db, distinct, workers=workers, replay=r == 0,
+                                                     profile=args.profile and r == 0)
+                replay = replay_rate if r == 0 else replay
+                rates.append(rate)
+                cpus.append(cpu_us)
+                db.unlink()
+                console.print(f"workers={workers} run {r + 1}: {rate:,.0f} events/s, main CPU {cpu_us:.1f} us/event")
+            median = statistics.median(rates)
+            table.add_row(str(workers), f"{median:,.0f}", f"{min(rates):,.0f}", f"{max(rates):,.0f}",
+                          f"{statistics.median(cpus):.1f}", f"{replay:,.0f}" if replay else "-", f"{TARGET:,}",
+                          str(args.runs), style="green" if median >= TARGET else "red")
         load_after = os.getloadavg()
-    table = Table(title=f"ingest events: {args.events:,} lines ({distinct:,} distinct, {size_mb:.0f} MB) -> SQLite")
-    for col in ("events/s median", "min", "max", "replay events/s", "target", "runs"):
-        table.add_column(col, justify="right")
-    median = statistics.median(rates)
-    table.add_row(f"{median:,.0f}", f"{min(rates):,.0f}", f"{max(rates):,.0f}",
-                  f"{replay:,.0f}" if replay else "-", f"{TARGET:,}", str(args.runs),
-                  style="green" if median >= TARGET else "red")
     console.print(table)
     console.print(f"hardware: {hardware()}")
     console.print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (1 min)")
-    console.print("checked each run: stored count == distinct events; first run: replay stores nothing")
+    console.print("checked each run: stored count == distinct events; first run of each mode: replay stores nothing")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
     from shopkeep.config import load_config
-    from shopkeep.pipeline.ingest import Ingestor
+    from shopkeep.pipeline.ingest import Ingestor, default_parse_workers
     from shopkeep.storage import open_store
 
     console = Console(highlight=False, soft_wrap=True)
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = Ingestor(store, config).ingest_jsonl(args.file, on_error=args.on_error, progress=tick)
+            ingestor = Ingestor(store, config, parse_workers=default_parse_workers())
+            report = ingestor.ingest_jsonl(args.file, on_error=args.on_error, progress=tick)
     finally:
         store.close()
     _summary(console, report, args)

@@ -39,7 +39,7 @@ from shopkeep.profiles import IdentityGraph
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Event
 
-__all__ = ["MAX_REPORTED_ERRORS", "IngestReport", "Ingestor", "Parsed", "parse_chunk"]
+__all__ = ["MAX_REPORTED_ERRORS", "IngestReport", "Ingestor", "Parsed", "default_parse_workers", "parse_chunk"]
 
 MAX_REPORTED_ERRORS = 1000
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -142,17 +142,27 @@ def _conflict(event_id: str, line: int | None, why: str) -> ConflictError:
                          {"field": "event_id", "value": event_id, "reason": why, **({"line": line} if line else {})})
 
 
-class Ingestor:
-    """Stores shopper events in ``store``: the write path's orchestration (see the module docstring)."""
+def default_parse_workers() -> int:
+    """Parse workers worth starting here: one per spare core, at most 3."""
+    return max(0, min((os.cpu_count() or 1) - 1, 3))
 
-    def __init__(self, store: Store, config: Config | None = None, *, graph: IdentityGraph | None = None) -> None:
+
+class Ingestor:
+    """Stores shopper events in ``store``: the write path's orchestration (see the module docstring).
+
+    ``parse_workers`` > 0 parses files of 8 MB or more in that many spawned processes (for programs
+    with a ``__main__`` guard, such as the ``shopkeep`` command).
+    """
+
+    def __init__(self, store: Store, config: Config | None = None, *, graph: IdentityGraph | None = None,
+                 parse_workers: int = 0) -> None:
         self.store = store
         self.config = config if config is not None else Config()
         self.graph = graph if graph is not None else IdentityGraph(store)
         self.sessionizer = Sessionizer(store, timeout_s=self.config.events.session_timeout_s)
-        cpus = os.cpu_count() or 1
-        #: Processes that parse big files while this one stores (0: parse here).
-        self.parse_workers = min(cpus - 1, 3)
+        #: Spawned processes that parse big JSONL files while this one stores (0: parse here). The
+        #: calling program's main module must be import-safe (``if __name__ == "__main__":``).
+        self.parse_workers = parse_workers
         #: Files smaller than this are parsed in this process (starting workers costs ~0.3 s).
         self.parallel_min_bytes = 8_000_000
 
