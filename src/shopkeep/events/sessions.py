@@ -35,11 +35,21 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from shopkeep.storage.base import LogRecord, Store
 
-__all__ = ["COLLECTION", "Placement", "Session", "SessionState", "Sessionizer", "chains", "place", "state_key"]
+__all__ = [
+    "COLLECTION",
+    "Placeable",
+    "Placement",
+    "Session",
+    "SessionState",
+    "Sessionizer",
+    "chains",
+    "place",
+    "state_key",
+]
 
 COLLECTION = "event_sessions"
 Run = list[Any]  # [label: str, lo: int, hi: int]
@@ -134,6 +144,19 @@ class SessionState:
             self.parts.append(partition)
 
 
+class Placeable(Protocol):
+    """Anything with the four fields sessionization reads (a :class:`Placement`, or a richer record)."""
+
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def ts_ms(self) -> int: ...
+
+
 class Placement(NamedTuple):
     """What sessionization needs of one event."""
 
@@ -171,7 +194,7 @@ class Sessionizer:
         """The document holding how much of the log the stored states include."""
         return f"log:{self.log}"
 
-    def states_for(self, items: Iterable[Placement]) -> dict[str, SessionState]:
+    def states_for(self, items: Iterable[Placeable]) -> dict[str, SessionState]:
         """In-memory states of every shopper key the items touch (one ``get_many`` for the uncached ones)."""
         self.recover()
         keys: dict[str, None] = {}
@@ -245,11 +268,11 @@ class Sessionizer:
                     runs.append([label, min(times), max(times)])
             states[key].runs[:] = sorted(runs, key=lambda r: r[1])
 
-    def assign(self, items: Sequence[Placement], states: dict[str, SessionState]) -> list[str]:
+    def assign(self, items: Sequence[Placeable], states: dict[str, SessionState]) -> list[str]:
         """The partition of each item, updating ``states`` in memory; events are placed in time order."""
         gap = self.gap_ms
         labels: list[str] = [""] * len(items)
-        for i in sorted(range(len(items)), key=lambda j: items[j].ts_ms):
+        for i in sorted(range(len(items)), key=[it.ts_ms for it in items].__getitem__):
             it = items[i]
             anon, user = it.anonymous_id, it.user_id
             state = states[f"a:{anon}" if anon is not None else f"u:{user}"]
@@ -263,7 +286,7 @@ class Sessionizer:
             labels[i] = label
         return labels
 
-    def replace(self, items: Sequence[Placement], labels: Sequence[str], states: dict[str, SessionState]) -> None:
+    def replace(self, items: Sequence[Placeable], labels: Sequence[str], states: dict[str, SessionState]) -> None:
         """Record already-chosen labels in ``states`` (used to drop refused events from a batch's state)."""
         for it, label in zip(items, labels, strict=True):
             anon, user = it.anonymous_id, it.user_id

@@ -34,7 +34,7 @@ from shopkeep.config import Config
 from shopkeep.errors import ConflictError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, events_of_session, events_of_user
 from shopkeep.events.schema import canonical_json, clean_event, clean_line, now_epoch_ms
-from shopkeep.events.sessions import Placement, Sessionizer, state_key
+from shopkeep.events.sessions import Sessionizer, state_key
 from shopkeep.profiles import IdentityGraph
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Event
@@ -189,9 +189,8 @@ class Ingestor:
         if not events:
             return IngestReport(0, batch.duplicates, len(conflicts), len(errors), 0,
                                 tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]))
-        items = [Placement(ev.anonymous_id, ev.user_id, ev.session_id, ev.ts_ms) for ev in events]
-        states = self.sessionizer.states_for(items)
-        labels = self.sessionizer.assign(items, states)
+        states = self.sessionizer.states_for(events)
+        labels = self.sessionizer.assign(events, states)
         records = [LogRecord(ev.event_id, ev.ts_ms, ev.payload, label)
                    for ev, label in zip(events, labels, strict=True)]
         result = self.store.append(EVENTS_LOG, records)
@@ -273,15 +272,18 @@ class Ingestor:
     # -- read path ----------------------------------------------------------------------------
     def events_of_session(self, session_id: str) -> list[Event]:
         """Events of a session in event-time order (late events placed by their time)."""
+        self.sessionizer.recover()
         return events_of_session(self.store, session_id, timeout_s=self.config.events.session_timeout_s)
 
     def events_of_user(self, user_id: str) -> list[Event]:
         """Events of a user in event-time order, including anonymous events linked by a login."""
+        self.sessionizer.recover()
         anons = self.graph.anonymous_ids(user_id)
         return events_of_user(self.store, user_id, anons, timeout_s=self.config.events.session_timeout_s)
 
     def sessions_of(self, anonymous_id: str) -> list[str]:
         """Session ids of an anonymous shopper, oldest first."""
+        self.sessionizer.recover()
         return [s.session_id for s in self.sessionizer.sessions(f"a:{anonymous_id}")]
 
 
