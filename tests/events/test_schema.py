@@ -239,3 +239,16 @@ def test_round_trip_property(kind: str, event_id: str, anon: str, ts: datetime, 
     event = parse_event(raw, now_ms=NOW_MS)
     assert parse_event(event_to_dict(event), now_ms=NOW_MS) == event
     assert canonical_json(event_to_dict(event)) == canonical_json(clean_event(raw, now_ms=NOW_MS)[0])
+
+
+def test_values_json_cannot_carry_are_refused() -> None:
+    err = bad(ev("purchase", quantity=2**70))
+    assert err.field == "quantity"
+    err = bad(ev("purchase", price={"amount": 2**60, "currency": "USD"}))
+    assert err.field == "price.amount"
+    clean, _ = clean_event(ev("view", item_id="bad\ud800"), now_ms=NOW_MS)  # a lone surrogate
+    with pytest.raises(ValidationError) as info:
+        canonical_json(clean)
+    assert info.value.field == "event" and info.value.value == "e-1"
+    _, errors = parse_events_jsonl(b'{"event_id": "e\\ud800"}\n', now_ms=NOW_MS)
+    assert errors[0].line == 1 and "JSON" in errors[0].reason

@@ -320,6 +320,5 @@ def test_parallel_parsing_gives_the_same_result(tmp_path: Path) -> None:
                         [s for a in range(7) for s in ing.sessions_of(f"a-{a}")],
                         [str(e) for e in report.errors], [str(e) for e in report.conflict_errors]))
     assert results[0] == results[1]
-    assert results[0][0] == (398, 1, 1) and results[0][3] == ["line 51: line='{broken': is not valid JSON: "
-                                                              "Expecting property name enclosed in double quotes "
-                                                              "at column 2"]
+    assert results[0][0] == (398, 1, 1) and len(results[0][3]) == 1
+    assert results[0][3][0].startswith("line 51: line='{broken': is not valid JSON: ")

@@ -12,11 +12,12 @@ and impressions/clicks are joined to the slate that produced them with :func:`jo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from shopkeep.errors import ValidationError
 from shopkeep.events.schema import (
@@ -75,7 +76,7 @@ def read_partition(store: Store, log: str, partition: str) -> list[LogRecord]:
 
 
 def _decode(record: LogRecord, session_id: str | None) -> Event:
-    clean = json.loads(record.payload)
+    clean = orjson.loads(record.payload)
     if session_id is not None and "session_id" not in clean:
         clean["session_id"] = session_id
     return event_from_clean(clean)
@@ -204,7 +205,7 @@ def read_slates(store: Store, trace_ids: Iterable[str]) -> dict[str, SlateRecord
     for trace_id in dict.fromkeys(trace_ids):
         page = store.read(SLATES_LOG, k=1, partition=trace_id)
         if page:
-            out[trace_id] = SlateRecord.from_dict(json.loads(page[0].payload))
+            out[trace_id] = SlateRecord.from_dict(orjson.loads(page[0].payload))
     return out
 
 

@@ -18,10 +18,11 @@ shopkeep.errors.ValidationError: line 7: item_id='': must be a non-empty string 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from shopkeep.errors import ValidationError
 from shopkeep.types import Event, EventContext, EventType, Money, ReturnReason
@@ -45,6 +46,7 @@ __all__ = [
 
 MAX_ID_LEN = 256
 MAX_TEXT_LEN = 4096
+_INT_LIMIT = 2**53  # integers every JSON reader represents exactly
 FUTURE_SLACK_MS = 86_400_000  # a clock may be a little ahead; a day ahead is a bug
 DEFAULT_MAX_LINE_BYTES = 1_000_000
 
@@ -85,8 +87,8 @@ def _text(name: str, value: Any) -> str:
 
 def _int_min(low: int) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
-        if type(value) is not int or value < low:  # type() refuses bool, which is an int subclass
-            raise ValidationError(name, value, f"must be an integer >= {low}")
+        if type(value) is not int or not low <= value < _INT_LIMIT:  # type() refuses bool (an int subclass)
+            raise ValidationError(name, value, f"must be an integer >= {low} (and < 2**53)")
         return value
 
     return check
@@ -151,7 +153,10 @@ def _price(name: str, value: Any) -> dict[str, Any]:
         extra = sorted(set(value) - {"amount", "currency"})
         if extra:
             raise ValidationError(f"{name}.{extra[0]}", value[extra[0]], "is not a price field (amount, currency)")
-    return Money.parse(value, field=name).to_dict()
+    money = Money.parse(value, field=name)
+    if abs(money.amount) >= _INT_LIMIT:
+        raise ValidationError(f"{name}.amount", money.amount, "is out of range (|amount| < 2**53)")
+    return money.to_dict()
 
 
 _CHECKERS: dict[str, Callable[[str, Any], Any]] = {
@@ -165,7 +170,7 @@ _ID_FIELDS = frozenset(k for k, check in _CHECKERS.items() if check is _id)
 _CONTEXT_TEXT = ", ".join(EventContext.__slots__)  # type: ignore[attr-defined]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def now_epoch_ms() -> int:
@@ -254,7 +259,10 @@ def parse_event(raw: Mapping[str, Any], *, line: int | None = None, now_ms: int 
 
 def canonical_json(clean: Mapping[str, Any]) -> str:
     """Compact JSON with sorted keys: equal events give equal text (the log's idempotency payload)."""
-    return _ENCODER.encode(clean)
+    try:
+        return orjson.dumps(clean, option=_SORTED).decode()
+    except TypeError as exc:  # lone surrogates, integers beyond 64 bits, non-JSON values
+        raise ValidationError("event", clean.get("event_id"), f"is not JSON-serializable: {exc}") from None
 
 
 def event_time_ms(event: Event) -> int:
@@ -307,25 +315,33 @@ def clean_line(
     """
     if len(raw_line) > max_line_bytes:
         raise ValidationError("line", f"<{len(raw_line)} bytes>", f"is longer than {max_line_bytes} bytes", line=line)
-    if type(raw_line) is bytes:
-        try:
-            text = raw_line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError("line", raw_line[max(0, exc.start - 20): exc.start + 20],
-                                  f"is not valid UTF-8 (byte {exc.start})", line=line) from None
-    else:
-        text = str(raw_line)
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if not text or text.isspace():
+        raw = orjson.loads(raw_line)
+    except orjson.JSONDecodeError as exc:
+        if not raw_line.strip():
             return None
-        raise ValidationError("line", text, f"is not valid JSON: {exc.msg} at column {exc.colno}", line=line) from None
-    except RecursionError:
-        raise ValidationError("line", text, "is nested too deeply", line=line) from None
+        raise _json_error(raw_line, line, exc) from None
     if type(raw) is not dict:
-        raise ValidationError("line", text, "must be a JSON object", line=line)
+        raise ValidationError("line", _text_of(raw_line), "must be a JSON object", line=line)
     return clean_event(raw, line=line, now_ms=now_ms, owned=True)
+
+
+def _text_of(raw_line: bytes | str) -> str:
+    return raw_line if isinstance(raw_line, str) else raw_line.decode("utf-8", "replace")
+
+
+def _json_error(raw_line: bytes | str, line: int, exc: orjson.JSONDecodeError) -> ValidationError:
+    """The error for a line orjson refused: not UTF-8, not JSON, nested too deeply (or a blank line: None)."""
+    if isinstance(raw_line, bytes):
+        try:
+            raw_line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return ValidationError("line", raw_line[max(0, bad.start - 20): bad.start + 20],
+                                   f"is not valid UTF-8 (byte {bad.start})", line=line)
+    text = _text_of(raw_line)
+    if "depth" in exc.msg or "recursion" in exc.msg:
+        return ValidationError("line", text, "is nested too deeply", line=line)
+    return ValidationError("line", text, f"is not valid JSON: {exc.msg} at column {exc.colno}", line=line)
 
 
 def parse_line(
@@ -354,9 +370,10 @@ def parse_events_jsonl(
 
     Blank lines are skipped. Line numbers start at ``start_line``.
 
-    >>> events, errors = parse_events_jsonl(b'{"event_id": "e1"}\\nnot json\\n')
-    >>> [str(e) for e in errors]
-    ['line 1: type=None: is required', "line 2: line='not json': is not valid JSON: Expecting value at column 1"]
+    >>> events, errors = parse_events_jsonl(b'{"event_id": "e1"}\\n{oops}\\n')
+    >>> for e in errors: print(e)
+    line 1: type=None: is required
+    line 2: line='{oops}': is not valid JSON: unexpected character, expected a string key at column 2
     """
     if now_ms is None:
         now_ms = now_epoch_ms()

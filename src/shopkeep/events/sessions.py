@@ -31,11 +31,12 @@ include the first n records of the events log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 from shopkeep.storage.base import LogRecord, Store
 
@@ -305,7 +306,7 @@ class Sessionizer:
 
 
 def _placement(rec: LogRecord) -> Placement:
-    raw = json.loads(rec.payload)
+    raw = orjson.loads(rec.payload)
     return Placement(raw.get("anonymous_id"), raw.get("user_id"), raw.get("session_id"), rec.ts_ms)
 
 

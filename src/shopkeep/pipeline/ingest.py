@@ -99,11 +99,10 @@ def parse_chunk(lines: Sequence[bytes], first_line: int, max_line_bytes: int, no
     for number, raw_line in enumerate(lines, first_line):
         try:
             found = clean_line(raw_line, number, max_line_bytes=max_line_bytes, now_ms=now_ms)
+            if found is not None:
+                out.append(_parsed(found[0], found[1], number))
         except ValidationError as exc:
-            bad.append((exc.field, exc.value, exc.reason, exc.line))
-            continue
-        if found is not None:
-            out.append(_parsed(found[0], found[1], number))
+            bad.append((exc.field, exc.value, exc.reason, number))
     return out, bad
 
 
@@ -176,10 +175,10 @@ class Ingestor:
         for i, raw in enumerate(raw_events):
             try:
                 clean, ts = clean_event(raw, line=first_line + i, now_ms=now)
+                parsed.append(_parsed(clean, ts, first_line + i))
             except ValidationError as exc:
-                errors.append(exc)
-                continue
-            parsed.append(_parsed(clean, ts, first_line + i))
+                line = first_line + i
+                errors.append(exc if exc.line else ValidationError(exc.field, exc.value, exc.reason, line=line))
         report = self._store(_Batch().add_all(parsed), errors)
         return replace(report, seconds=time.perf_counter() - start)
 
