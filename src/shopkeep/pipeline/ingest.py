@@ -142,8 +142,13 @@ def _conflict(event_id: str, line: int | None, why: str) -> ConflictError:
 
 
 def default_parse_workers() -> int:
-    """Parse workers worth starting here: one per spare core, at most 3."""
-    return max(0, min((os.cpu_count() or 1) - 1, 3))
+    """Parse workers worth starting here: cores beyond two (the storing process and SQLite), at most 3.
+
+    With orjson, parsing is about a third of the work and shipping lines/results between processes
+    costs a good part of that, so a worker only pays off when a core is really free (measured on 2
+    shared cores: slower).
+    """
+    return max(0, min((os.cpu_count() or 1) - 2, 3))
 
 
 class Ingestor:
