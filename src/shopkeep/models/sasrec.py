@@ -1,0 +1,356 @@
+"""SASRec: a causal self-attention next-item recommender trained with softmax cross-entropy.
+
+The network (Kang & McAuley 2018, with the training recipe that later work found to matter):
+
+* item id embedding (+ the mean of its attribute embeddings when the training data carries
+  ``features.attributes``) and learned position embeddings, dropout;
+* ``n_layers`` causal self-attention blocks (pre- or post-LayerNorm), padding keys masked;
+* the output layer is tied to the item table: ``score(item) = h · e(item)``;
+* cross-entropy at every position of every training sequence, either over the whole catalog
+  (``loss="full"``) or against ``n_negatives`` shared uniform negatives (``loss="sampled"``);
+  ``loss="auto"`` picks full softmax up to ``full_softmax_max_items`` items;
+* optional ``repeat_bias``: a context-dependent bonus for items already in the history, for
+  session data where a large share of next clicks repeat an earlier one;
+* early stopping on the caller's ``validate`` callback with ``patience``; the best weights are kept.
+
+:class:`SASRecSession` is the same model with defaults for short anonymous sessions.
+
+torch is imported by this module only (``import shopkeep`` and the model registry never import it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from shopkeep.errors import ValidationError
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
+
+__all__ = ["SASRec", "SASRecSession"]
+
+FORMAT_VERSION = 1
+_WEIGHTS = "model.safetensors"
+_META = "model.json"
+
+
+class _Net(nn.Module):
+    """Embeddings + causal transformer encoder; the item table doubles as the output layer."""
+
+    def __init__(self, n_items: int, n_attributes: int, attr_index: Any, attr_offsets: Any, cfg: dict[str, Any]):
+        super().__init__()
+        d, self.max_len = int(cfg["d"]), int(cfg["max_len"])
+        self.n_heads = int(cfg["n_heads"])
+        self.scale = math.sqrt(d)
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(self.max_len, d)
+        self.attr_emb = nn.EmbeddingBag(n_attributes, d, mode="mean") if n_attributes > 0 else None
+        self.register_buffer("attr_index", attr_index)
+        self.register_buffer("attr_offsets", attr_offsets)
+        self.drop = nn.Dropout(float(cfg["dropout"]))
+        layer = nn.TransformerEncoderLayer(
+            d,
+            self.n_heads,
+            dim_feedforward=d * int(cfg["ffn_mult"]),
+            dropout=float(cfg["dropout"]),
+            activation="gelu",
+            batch_first=True,
+            norm_first=bool(cfg["pre_ln"]),
+        )
+        self.encoder = nn.TransformerEncoder(layer, int(cfg["n_layers"]), enable_nested_tensor=False)
+        self.out_norm: nn.Module = nn.LayerNorm(d) if cfg["pre_ln"] else nn.Identity()
+        self.repeat_gate = nn.Linear(d, 1) if cfg["repeat_bias"] else None
+        nn.init.normal_(self.item_emb.weight, std=d**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        if self.attr_emb is not None:
+            nn.init.normal_(self.attr_emb.weight, std=d**-0.5)
+
+    def item_table(self) -> torch.Tensor:
+        """Representation of every token ``0..n_items`` (0 = padding)."""
+        table = self.item_emb.weight
+        if self.attr_emb is not None:
+            table = table + self.attr_emb(self.attr_index, self.attr_offsets)
+        return table
+
+    def encode(self, seqs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(B, L, d)`` for left-padded token sequences ``(B, L)``."""
+        length = seqs.shape[1]
+        pos = torch.arange(self.max_len - length, self.max_len, device=seqs.device)
+        x = self.drop(table[seqs] * self.scale + self.pos_emb(pos)[None])
+        valid = seqs > 0
+        causal = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()
+        allowed = causal[None] & valid[:, None, :]
+        allowed = allowed | torch.eye(length, dtype=torch.bool, device=seqs.device)[None]
+        blocked = (~allowed).repeat_interleave(self.n_heads, dim=0)
+        return self.out_norm(self.encoder(x, mask=blocked))  # type: ignore[no-any-return]
+
+    def repeat_term(self, hidden: torch.Tensor, seqs: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+        """Bonus ``(len(rows), n)`` for items seen at or before each selected flat position ``b * L + t``."""
+        assert self.repeat_gate is not None
+        length = seqs.shape[1]
+        hist = seqs[rows // length]
+        upto = torch.arange(length, device=seqs.device)[None, :] <= (rows % length)[:, None]
+        r, s = (upto & (hist > 0)).nonzero(as_tuple=True)
+        seen = torch.zeros(rows.shape[0], n, device=seqs.device)
+        seen[r, hist[r, s] - 1] = 1.0
+        gate: torch.Tensor = self.repeat_gate(hidden)
+        return gate * seen
+
+
+def _left_pad(seqs: Sequence[IntArray], max_len: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Tokens (item index + 1) of the last ``max_len`` items, left-padded with 0."""
+    out = np.zeros((len(seqs), max_len), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        tail = np.asarray(s, dtype=np.int64)[-max_len:]
+        if tail.size:
+            out[i, max_len - tail.size :] = tail + 1
+    return out
+
+
+def _attribute_tensors(train: Interactions) -> tuple[int, Any, Any]:
+    """EmbeddingBag inputs (flat attribute ids, per-token offsets) for tokens ``0..n_items``."""
+    feats = train.features
+    if feats.n_attributes <= 0 or len(feats.attributes) != train.n_items:
+        return 0, torch.zeros(0, dtype=torch.long), torch.zeros(train.n_items + 1, dtype=torch.long)
+    lengths = [0] + [int(np.asarray(a).size) for a in feats.attributes]
+    offsets = np.cumsum([0, *lengths[:-1]]).astype(np.int64)
+    flat = np.concatenate([np.asarray(a, dtype=np.int64).ravel() for a in feats.attributes] or [np.zeros(0, np.int64)])
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= feats.n_attributes):
+        raise ValidationError("features.attributes", int(flat.max()), f"attribute id outside [0, {feats.n_attributes})")
+    return feats.n_attributes, torch.from_numpy(flat), torch.from_numpy(offsets)
+
+
+class SASRec:
+    """Self-attentive sequential recommender (see the module docstring).
+
+    ``max_epochs`` caps training; without a ``validate`` callback it trains ``epochs_without_validation``
+    epochs. ``max_train_seconds`` stops training early (the best weights so far are kept).
+    """
+
+    name = "sasrec"
+
+    def __init__(
+        self,
+        *,
+        d: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        ffn_mult: int = 1,
+        max_len: int = 50,
+        dropout: float = 0.5,
+        pre_ln: bool = True,
+        use_attributes: bool = True,
+        repeat_bias: bool = False,
+        loss: str = "auto",
+        n_negatives: int = 1024,
+        full_softmax_max_items: int = 200_000,
+        label_smoothing: float = 0.0,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 256,
+        max_epochs: int = 200,
+        epochs_without_validation: int = 30,
+        patience: int = 5,
+        max_train_seconds: float = 900.0,
+        num_threads: int = 2,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.d, self.n_layers, self.n_heads, self.ffn_mult = d, n_layers, n_heads, ffn_mult
+        self.max_len, self.dropout, self.pre_ln = max_len, dropout, pre_ln
+        self.use_attributes, self.repeat_bias = use_attributes, repeat_bias
+        self.loss, self.n_negatives, self.full_softmax_max_items = loss, n_negatives, full_softmax_max_items
+        self.label_smoothing, self.lr, self.weight_decay = label_smoothing, lr, weight_decay
+        self.batch_size, self.max_epochs = batch_size, max_epochs
+        self.epochs_without_validation = epochs_without_validation
+        self.patience, self.max_train_seconds = patience, max_train_seconds
+        self.num_threads, self.device, self.seed = num_threads, device, seed
+        self.net_: _Net | None = None
+        self.n_items_: int | None = None
+        self.history_: list[dict[str, float]] = []
+
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters as JSON-able data (the constructor's keyword arguments)."""
+        return {k: getattr(self, k) for k in inspect.signature(SASRec.__init__).parameters if k != "self"}
+
+    def _check_params(self) -> None:
+        if self.loss not in {"auto", "full", "sampled"}:
+            raise ValidationError("loss", self.loss, "must be 'auto', 'full' or 'sampled'")
+        for key in ("d", "n_layers", "n_heads", "max_len", "batch_size", "max_epochs", "n_negatives"):
+            if int(getattr(self, key)) <= 0:
+                raise ValidationError(key, getattr(self, key), "must be > 0")
+        if self.d % self.n_heads:
+            raise ValidationError("n_heads", self.n_heads, f"must divide d={self.d}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValidationError("dropout", self.dropout, "must be in [0, 1)")
+
+    def _use_full_softmax(self, n_items: int) -> bool:
+        return self.loss == "full" or (self.loss == "auto" and n_items <= self.full_softmax_max_items)
+
+    def _build(self, n_items: int, n_attributes: int, attr_index: Any, attr_offsets: Any) -> _Net:
+        torch.set_num_threads(self.num_threads)
+        torch.manual_seed(self.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        net = _Net(n_items, n_attributes, attr_index, attr_offsets, self.get_config())
+        return net.to(self.device)
+
+    def _training_rows(self, train: Interactions) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Left-padded (input, target) token rows: each sequence predicts its own next items."""
+        usable = [s for s in train.sequences if s.size >= 2]
+        if not usable:
+            raise ValidationError("train.sequences", len(train.sequences), "need at least one sequence of >= 2 items")
+        window = [np.asarray(s, dtype=np.int64)[-(self.max_len + 1) :] for s in usable]
+        inputs = _left_pad([w[:-1] for w in window], self.max_len)
+        targets = _left_pad([w[1:] for w in window], self.max_len)
+        return inputs, targets
+
+    def fit(self, train: Interactions, validate: ValidateFn | None = None) -> Self:
+        """Train on ``train``; with ``validate``, early-stop on it and keep the best weights."""
+        self._check_params()
+        source = train if self.use_attributes else Interactions(sequences=(), n_items=train.n_items)
+        n_attr, attr_index, attr_offsets = _attribute_tensors(source)
+        inputs, targets = self._training_rows(train)
+        self.n_items_ = train.n_items
+        self.net_ = self._build(train.n_items, n_attr, attr_index, attr_offsets)
+        optim = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        epochs = self.max_epochs if validate is not None else min(self.max_epochs, self.epochs_without_validation)
+        self._train_loop(inputs, targets, optim, epochs, validate)
+        self.net_.eval()
+        return self
+
+    def _train_loop(self, inputs: Any, targets: Any, optim: Any, epochs: int, validate: ValidateFn | None) -> None:
+        assert self.net_ is not None
+        rng = np.random.default_rng(self.seed)
+        best, best_state, waited, start = -math.inf, None, 0, time.monotonic()
+        self.history_ = []
+        for epoch in range(epochs):
+            order = rng.permutation(len(inputs))
+            self.net_.train()
+            total = 0.0
+            for lo in range(0, len(order), self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                total += self._step(inputs[idx], targets[idx], optim, rng)
+            record = {"epoch": float(epoch + 1), "loss": total / max(1, math.ceil(len(order) / self.batch_size))}
+            if validate is not None:
+                self.net_.eval()
+                record["validation"] = score = float(validate(self))
+                if score > best:
+                    best, waited = score, 0
+                    best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                else:
+                    waited += 1
+            record["seconds"] = time.monotonic() - start
+            self.history_.append(record)
+            if waited >= self.patience or record["seconds"] > self.max_train_seconds:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+
+    def _step(self, inp: Any, tgt: Any, optim: Any, rng: np.random.Generator) -> float:
+        assert self.net_ is not None and self.n_items_ is not None
+        seqs = torch.from_numpy(inp).to(self.device)
+        targets = torch.from_numpy(tgt).to(self.device)
+        table = self.net_.item_table()
+        hidden = self.net_.encode(seqs, table)
+        rows = (targets > 0).reshape(-1).nonzero().squeeze(1)
+        h = hidden.reshape(-1, hidden.shape[-1])[rows]
+        labels = targets.reshape(-1)[rows] - 1
+        if self._use_full_softmax(self.n_items_):
+            logits = h @ table[1:].T
+            if self.net_.repeat_gate is not None:
+                logits = logits + self.net_.repeat_term(h, seqs, rows, self.n_items_)
+        else:
+            logits, labels = self._sampled_logits(h, labels, table, rng)
+        loss = nn.functional.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optim.step()
+        return float(loss.detach())
+
+    def _sampled_logits(self, h: Any, labels: Any, table: Any, rng: np.random.Generator) -> tuple[Any, Any]:
+        """Logits against the positive (column 0) and shared uniform negatives; accidental hits masked."""
+        assert self.n_items_ is not None
+        neg = torch.from_numpy(rng.integers(0, self.n_items_, size=self.n_negatives)).to(self.device)
+        pos_logit = (h * table[labels + 1]).sum(-1, keepdim=True)
+        neg_logits = (h @ table[neg + 1].T).masked_fill(neg[None, :] == labels[:, None], -1e9)
+        return torch.cat([pos_logit, neg_logits], dim=1), torch.zeros_like(labels)
+
+    def score(self, histories: Sequence[IntArray]) -> FloatArray:
+        """Scores ``(len(histories), n_items)`` for the next item after each history."""
+        check_fitted(self, "net_")
+        assert self.net_ is not None and self.n_items_ is not None
+        out = np.empty((len(histories), self.n_items_), dtype=np.float32)
+        for h in histories:
+            arr = np.asarray(h)
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
+                raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+        self.net_.eval()
+        with torch.no_grad():
+            table = self.net_.item_table()
+            for lo in range(0, len(histories), 512):
+                seqs = torch.from_numpy(_left_pad(histories[lo : lo + 512], self.max_len)).to(self.device)
+                hidden = self.net_.encode(seqs, table)
+                last = hidden[:, -1]
+                logits = last @ table[1:].T
+                if self.net_.repeat_gate is not None:
+                    rows = torch.arange(seqs.shape[0], device=seqs.device) * seqs.shape[1] + seqs.shape[1] - 1
+                    logits = logits + self.net_.repeat_term(last, seqs, rows, self.n_items_)
+                out[lo : lo + len(seqs)] = logits.float().cpu().numpy()
+        return out
+
+    def save(self, path: Path) -> None:
+        """Write ``model.safetensors`` and ``model.json`` (format version, config, n_items) into ``path``."""
+        check_fitted(self, "net_")
+        assert self.net_ is not None
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        save_file(state, str(path / _WEIGHTS))
+        n_attr = 0 if self.net_.attr_emb is None else int(self.net_.attr_emb.num_embeddings)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "class": type(self).__name__,
+            "config": self.get_config(),
+            "n_items": self.n_items_,
+            "n_attributes": n_attr,
+            "history": self.history_,
+        }
+        (path / _META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        meta = json.loads((path / _META).read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValidationError("format_version", meta.get("format_version"), f"expected {FORMAT_VERSION}")
+        config = dict(meta["config"])
+        config["device"] = "cpu"
+        model = cls(**config)
+        state = load_file(str(path / _WEIGHTS))
+        model.n_items_ = int(meta["n_items"])
+        model.net_ = model._build(model.n_items_, int(meta["n_attributes"]), state["attr_index"], state["attr_offsets"])
+        model.net_.load_state_dict(state)
+        model.net_.eval()
+        model.history_ = list(meta.get("history", []))
+        return model
+
+
+class SASRecSession(SASRec):
+    """SASRec with defaults for anonymous sessions (short, with repeats; history is not excluded)."""
+
+    name = "sasrec_session"
+
+    def __init__(self, **kwargs: Any) -> None:
+        defaults: dict[str, Any] = {"max_len": 20, "dropout": 0.3}
+        super().__init__(**{**defaults, **kwargs})
