@@ -34,7 +34,7 @@ from rich.table import Table
 from shopkeep.config import Config, EventsConfig
 from shopkeep.pipeline import Ingestor
 from shopkeep.pipeline.ingest import default_parse_workers
-from shopkeep.storage import open_store
+from shopkeep.storage import LogRecord, open_store
 
 TARGET = 50_000
 DEVICES = ("mobile", "desktop", "tablet")
@@ -134,6 +134,29 @@ def run_once(path: Path, db: Path, distinct: int, *, workers: int, replay: bool,
         store.close()
 
 
+def storage_scaling(tmp: Path, n: int, console: Console) -> None:
+    """Time bare ``Store.append`` of event-like records on SQLite as the log grows (no parsing at all)."""
+    store = open_store(f"sqlite:///{tmp}/append_only.db")
+    rng = random.Random(1)
+    payload = ('{"anonymous_id":"a-1","context":{"channel":"web","device":"mobile"},"event_id":"e-%d",'
+               '"item_id":"sku-77","position":3,"timestamp":"2026-10-02T12:00:00Z","type":"impression"}')
+    table = Table(title=f"SQLite Store.append alone, batches of 5,000, {n:,} records")
+    table.add_column("log size", justify="right")
+    table.add_column("us/record", justify="right")
+    step = max(5000, n // 5 // 5000 * 5000)
+    start = time.perf_counter()
+    for base in range(0, n, 5000):
+        records = [LogRecord(f"e-{base + i}", base + i, payload % (base + i),
+                             f"a-{rng.randrange(n // 20 or 1)}:{rng.randrange(10)}") for i in range(5000)]
+        store.append("events", records)
+        if (base + 5000) % step == 0:
+            now = time.perf_counter()
+            table.add_row(f"{base + 5000:,}", f"{(now - start) / step * 1e6:.1f}")
+            start = now
+    store.close()
+    console.print(table)
+
+
 def hardware() -> str:
     """CPU model, cores, Python version."""
     model = "unknown CPU"
@@ -154,7 +177,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="*", default=None,
                         help="parse-worker counts to compare (default: 0 and the CLI default)")
     parser.add_argument("--profile", action="store_true", help="cProfile the first run")
+    parser.add_argument("--storage-scaling", action="store_true",
+                        help="only time SQLite Store.append alone as the log grows to N records")
     args = parser.parse_args()
+    if args.storage_scaling:
+        with tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
+            load = os.getloadavg()[0]
+            storage_scaling(Path(tmp), args.events, Console())
+            Console().print(f"hardware: {hardware()}; load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
+        return
     modes = args.workers if args.workers is not None else sorted({0, default_parse_workers()})
     console = Console()
     table = Table(title=f"ingest events: {args.events:,} lines -> SQLite (fresh db per run)")
