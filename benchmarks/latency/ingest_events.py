@@ -42,27 +42,33 @@ CHANNELS = ("web", "app", "email")
 
 
 def generate(path: Path, n: int, seed: int = 7) -> int:
-    """Write ``n`` lines of events to ``path``; returns the number of distinct event ids."""
+    """Write ``n`` lines of a time-ordered event stream to ``path``; returns the number of distinct event ids.
+
+    Shoppers (n/20 anonymous ids) come and go: each event belongs to one of ~200 shoppers active at
+    the time, and a new visit starts with probability 0.08, so visits last minutes and a shopper's
+    next visit is usually hours later. About 5% of events arrive late (1 min to 2 h after their
+    time), 2% of lines repeat an earlier line exactly, 2% of events are logins.
+    """
     rng = random.Random(seed)
-    start = datetime(2026, 10, 1, tzinfo=UTC)
+    clock = datetime(2026, 10, 1, tzinfo=UTC)
     shoppers = max(1, n // 20)
-    clock = [start + timedelta(seconds=rng.randrange(0, 20 * 86400)) for _ in range(shoppers)]
+    active: list[int] = []
     lines: list[str] = []
-    written: list[str] = []
     distinct = 0
     for i in track(range(n), description="generating events", transient=True):
-        if written and rng.random() < 0.02:  # an exact replay of an earlier line
-            lines.append(rng.choice(written))
+        if lines and rng.random() < 0.02:  # an exact replay of an earlier line
+            lines.append(lines[rng.randrange(len(lines))])
             continue
-        s = rng.randrange(shoppers)
-        clock[s] += timedelta(seconds=rng.choice((5, 20, 60, 300, 3000)))
-        ts = clock[s]
-        if rng.random() < 0.05:  # late: happened up to 2 hours before the shopper's latest event
+        clock += timedelta(milliseconds=rng.randrange(1, 700))
+        if not active or rng.random() < 0.08:
+            active.append(rng.randrange(shoppers))
+            if len(active) > 200:
+                active.pop(0)
+        s = rng.choice(active)
+        ts = clock
+        if rng.random() < 0.05:  # late: written out of order, up to 2 hours after it happened
             ts -= timedelta(seconds=rng.randrange(60, 7200))
-        event = _event(rng, i, s, ts)
-        text = json.dumps(event)
-        lines.append(text)
-        written.append(text)
+        lines.append(json.dumps(_event(rng, i, s, ts)))
         distinct += 1
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return distinct

@@ -15,6 +15,11 @@ GAP = 30 * 60 * 1000
 MIN = 60 * 1000
 
 
+def L(t: int, ident: str = "a") -> str:
+    """A run label: time first, so that a time-ordered stream appends to one end of the partition index."""
+    return f"{t:013d}:{ident}"
+
+
 def gap_sessions(times: list[int], gap: int = GAP) -> list[list[int]]:
     """The reference: sort, split where consecutive events are more than ``gap`` apart."""
     out: list[list[int]] = []
@@ -34,24 +39,24 @@ def run(times: list[int]) -> tuple[list[str], list]:
 
 def test_in_order_events_split_on_the_gap() -> None:
     labels, runs = run([0, 10 * MIN, 29 * MIN + 10 * MIN, 90 * MIN])
-    assert labels == ["a:0", "a:0", "a:0", f"a:{90 * MIN}"]
+    assert labels == [L(0), L(0), L(0), L(90 * MIN)]
     assert [s.session_id for s in chains("a", runs, GAP)] == ["a:0", f"a:{90 * MIN}"]
 
 
 def test_exactly_the_gap_stays_in_the_session() -> None:
     labels, _ = run([0, GAP, 2 * GAP + 1])
-    assert labels == ["a:0", "a:0", f"a:{2 * GAP + 1}"]
+    assert labels == [L(0), L(0), L(2 * GAP + 1)]
 
 
 def test_late_event_inside_a_session_joins_it() -> None:
     labels, runs = run([0, 20 * MIN, 10 * MIN])
-    assert labels == ["a:0", "a:0", "a:0"]
-    assert runs == [["a:0", 0, 20 * MIN]]
+    assert labels == [L(0), L(0), L(0)]
+    assert runs == [[L(0), 0, 20 * MIN]]
 
 
 def test_late_event_before_a_session_extends_it_backwards() -> None:
     labels, runs = run([60 * MIN, 40 * MIN])
-    assert labels == [f"a:{60 * MIN}", f"a:{60 * MIN}"]
+    assert labels == [L(60 * MIN), L(60 * MIN)]
     (session,) = chains("a", runs, GAP)
     assert session.session_id == f"a:{40 * MIN}"  # named by its earliest event, whatever arrived first
     assert (session.start_ms, session.end_ms) == (40 * MIN, 60 * MIN)
@@ -59,9 +64,9 @@ def test_late_event_before_a_session_extends_it_backwards() -> None:
 
 def test_late_event_bridging_two_sessions_merges_them() -> None:
     labels, runs = run([0, 50 * MIN, 25 * MIN])
-    assert labels == ["a:0", f"a:{50 * MIN}", "a:0"]  # labels never change: the earlier run took it
+    assert labels == [L(0), L(50 * MIN), L(0)]  # labels never change: the earlier run took it
     (session,) = chains("a", runs, GAP)
-    assert session.session_id == "a:0" and session.labels == ("a:0", f"a:{50 * MIN}")
+    assert session.session_id == "a:0" and session.labels == (L(0), L(50 * MIN))
 
 
 def test_a_replayed_event_gets_its_original_label() -> None:
@@ -102,7 +107,7 @@ def test_sessionizer_state_survives_a_reopened_store(tmp_path) -> None:
     sz = Sessionizer(store)
     late = [Placement("a", None, None, 35 * MIN), Placement(None, "u", None, 5 * MIN)]
     states = sz.states_for(late)
-    assert sz.assign(late, states) == [labels[0], "u:0"]
+    assert sz.assign(late, states) == [labels[0], L(0, "u")]
     sz.commit(states)
     assert [s.session_id for s in sz.sessions("a:a")] == ["a:0"]
     assert sz.sessions("a:a")[0].end_ms == 35 * MIN
@@ -114,5 +119,5 @@ def test_client_session_ids_are_kept() -> None:
     sz = Sessionizer(store)
     items = [Placement("a", "u", "s-9", 0), Placement("a", None, None, MIN)]
     states = sz.states_for(items)
-    assert sz.assign(items, states) == ["s-9", "a:60000"]
+    assert sz.assign(items, states) == ["s-9", L(MIN)]
     assert states["a:a"].parts == ["s-9"] and states["u:u"].parts == ["s-9"]

@@ -2,19 +2,20 @@
 
 An event without a ``session_id`` is placed among the *runs* of its shopper key (its anonymous_id,
 else its user_id). A run is a stretch of that shopper's events whose consecutive gaps are at most the
-session timeout; it has a fixed *label* ``f"{id}:{ms of the event that opened it}"``, which is the
-log partition its events are stored under, and a time range [lo, hi]. Placement of an event at t:
+session timeout; it has a fixed *label* ``f"{ms:013d}:{id}"`` (ms: time of the event that opened it),
+which is the log partition its events are stored under, and a time range [lo, hi]. Labels start with
+the time so that a roughly time-ordered stream inserts into one end of the store's partition index
+(random partitions made SQLite appends 3x slower at 500k events). Placement of an event at t:
 
 1. t inside a run's range -> that run (so a replayed event always gets its original label);
 2. else t within the timeout of one run or two (after hi or before lo) -> it extends the nearest of
    them (the earlier one on a tie);
-3. else a new run labelled ``f"{id}:{t}"``.
+3. else a new run labelled ``f"{t:013d}:{id}"``.
 
 Runs never overlap and labels never change (the log is append-only). A *session* is a chain of runs
 whose gaps are at most the timeout — exactly the gap-based sessions of all events seen so far, so a
 late event that bridges two sessions merges them. Its id is ``f"{id}:{ms of its earliest event}"``
-and is computed when read; it equals the first run's label when events arrive in order. The result
-does not depend on the order in which events arrive.
+and is computed when read. The sessions do not depend on the order in which events arrive.
 
 State is one document per shopper key in collection ``event_sessions`` (key ``a:<anonymous_id>`` or
 ``u:<user_id>``): ``{"runs": [[label, lo, hi], ...], "parts": [partition, ...]}``; ``parts`` lists
@@ -24,7 +25,7 @@ include the first n records of the events log.
 
 >>> runs = []
 >>> [place(runs, "a1", t, 1800_000) for t in (0, 3_600_000, 1_800_000)]
-['a1:0', 'a1:3600000', 'a1:0']
+['0000000000000:a1', '0000003600000:a1', '0000000000000:a1']
 >>> [s.session_id for s in chains("a1", runs, 1800_000)]
 ['a1:0']
 """
@@ -78,7 +79,7 @@ def place(runs: list[Run], ident: str, ts: int, gap: int) -> str:
     if d_after <= gap and after is not None:
         after[1] = ts
         return str(after[0])
-    label = f"{ident}:{ts}"
+    label = f"{ts:013d}:{ident}"
     runs.insert(i + 1, [label, ts, ts])
     return label
 
