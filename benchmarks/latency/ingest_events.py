@@ -141,25 +141,34 @@ def run_once(path: Path, db: Path, distinct: int, *, workers: int, replay: bool,
 
 
 def storage_scaling(tmp: Path, n: int, console: Console) -> None:
-    """Time bare ``Store.append`` of event-like records on SQLite as the log grows (no parsing at all)."""
-    store = open_store(f"sqlite:///{tmp}/append_only.db")
-    rng = random.Random(1)
+    """Time bare ``Store.append`` of event-like records on SQLite as the log grows (no parsing at all),
+    with random partitions (``anon:ms`` labels) and with time-first partitions (what sessionization writes)."""
     payload = ('{"anonymous_id":"a-1","context":{"channel":"web","device":"mobile"},"event_id":"e-%d",'
                '"item_id":"sku-77","position":3,"timestamp":"2026-10-02T12:00:00Z","type":"impression"}')
-    table = Table(title=f"SQLite Store.append alone, batches of 5,000, {n:,} records")
-    table.add_column("log size", justify="right")
-    table.add_column("us/record", justify="right")
     step = max(5000, n // 5 // 5000 * 5000)
-    start = time.perf_counter()
-    for base in range(0, n, 5000):
-        records = [LogRecord(f"e-{base + i}", base + i, payload % (base + i),
-                             f"a-{rng.randrange(n // 20 or 1)}:{rng.randrange(10)}") for i in range(5000)]
-        store.append("events", records)
-        if (base + 5000) % step == 0:
-            now = time.perf_counter()
-            table.add_row(f"{base + 5000:,}", f"{(now - start) / step * 1e6:.1f}")
-            start = now
-    store.close()
+    columns: dict[str, list[float]] = {}
+    for kind in ("random partitions", "time-first partitions"):
+        store = open_store(f"sqlite:///{tmp}/append_{len(columns)}.db")
+        rng = random.Random(1)
+        start = time.perf_counter()
+        for base in range(0, n, 5000):
+            records = []
+            for i in range(base, base + 5000):
+                anon = f"a-{rng.randrange(n // 20 or 1)}"
+                part = f"{anon}:{i // 50 * 1000}" if kind.startswith("random") else f"{i // 50 * 1000:013d}:{anon}"
+                records.append(LogRecord(f"e-{i}", i, payload % i, part))
+            store.append("events", records)
+            if (base + 5000) % step == 0:
+                now = time.perf_counter()
+                columns.setdefault(kind, []).append((now - start) / step * 1e6)
+                start = now
+        store.close()
+    table = Table(title=f"SQLite Store.append alone, batches of 5,000, {n:,} records: us/record")
+    table.add_column("log size", justify="right")
+    for kind in columns:
+        table.add_column(kind, justify="right")
+    for row, size in enumerate(range(step, n + 1, step)):
+        table.add_row(f"{size:,}", *(f"{columns[kind][row]:.1f}" for kind in columns))
     console.print(table)
 
 
