@@ -182,6 +182,8 @@ class Sessionizer:
         self.store = store
         self.timeout_s = timeout_s
         self.log = log
+        #: In :meth:`deferred` mode, write the states every this many batches.
+        self.flush_every = 20
         self._cache: dict[str, SessionState] | None = None
         self._pending = 0
         self._recovered = False
@@ -220,8 +222,6 @@ class Sessionizer:
         self._pending += 1
         if self._pending >= self.flush_every:
             self.flush()
-
-    flush_every = 20
 
     def flush(self) -> None:
         """Write the cached states and the marker now, and empty the cache (deferred mode)."""

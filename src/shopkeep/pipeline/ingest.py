@@ -231,7 +231,7 @@ class Ingestor:
         if not file.is_file():
             raise ValidationError("path", str(path), "is not a readable file")
         start = time.perf_counter()
-        with _gc_paused(), _progress_of(progress, file.stat().st_size) as tick:
+        with _gc_paused(), _ProgressOf(progress, file.stat().st_size) as tick:
             if on_error == "reject":
                 verdict = self._check_file(file, tick)
                 if verdict.rejected:
@@ -356,7 +356,7 @@ def _read_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
         yield line
 
 
-class _progress_of:
+class _ProgressOf:
     """Context manager yielding a progress callback: rich bar, user callback, or nothing."""
 
     def __init__(self, progress: bool | Progress, total: int) -> None:
