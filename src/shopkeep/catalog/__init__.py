@@ -4,10 +4,12 @@ from shopkeep.catalog.loaders import LoadResult, RowError, load_items
 from shopkeep.catalog.mapping import AttributeColumn, ColumnMapping, load_mapping
 from shopkeep.catalog.repository import CatalogRepository, IngestResult, UpsertResult
 from shopkeep.catalog.schema import item_to_dict, parse_item
+from shopkeep.catalog.snapshot import CatalogSnapshot
 
 __all__ = [
     "AttributeColumn",
     "CatalogRepository",
+    "CatalogSnapshot",
     "ColumnMapping",
     "IngestResult",
     "LoadResult",

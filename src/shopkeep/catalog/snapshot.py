@@ -1,0 +1,381 @@
+"""An immutable, numpy-backed view of the catalog for the read path (retrieval, ranking, policy).
+
+Every per-item column is an array over one dense item index (``snapshot.index[item_id]``); masks are
+boolean arrays over the same index. Unknown money is ``-1``; unknown ``created_ms`` is ``-1``;
+unknown rating is NaN. :meth:`CatalogSnapshot.with_items` returns an updated copy (live catalog
+updates) without touching the original, so a request keeps the snapshot it started with.
+
+Stock: an item whose ``inventory`` is empty is *untracked* and counts as in stock everywhere. A
+tracked item can ship when a ``ship``/``delivery`` fulfillment option names a location holding
+units (an option without a location: any location), or — for an item without fulfillment
+options — when a location whose name starts with ``warehouse`` holds units. ``digital`` items are
+always in stock.
+
+>>> from shopkeep.types import Money
+>>> snap = CatalogSnapshot.from_items([
+...     Item("a", "Serum", brand="Lumen", category=("Beauty", "Skincare"), price=Money(2500, "USD"),
+...          attributes={"vegan": True, "skin_type": ("dry", "oily")}, inventory={"store-01": 2}),
+...     Item("b", "Tee", brand="Knit", category=("Apparel",), inventory={"warehouse": 0, "store-02": 1})])
+>>> snap.n, snap.price_minor.tolist(), snap.brands
+(2, [2500, -1], ('Lumen', 'Knit'))
+>>> snap.in_stock("store-01").tolist(), snap.in_stock("store-02").tolist(), snap.in_stock().tolist()
+([True, False], [False, True], [True, True])
+>>> snap.attribute_mask("skin_type", "Oily").tolist(), snap.category_mask("skincare").tolist()
+([True, False], [True, False])
+>>> snap.affinity_keys(0)
+('cat:beauty', 'cat:skincare', 'brand:lumen', 'attr:skin_type=dry', 'attr:skin_type=oily', 'attr:vegan=true')
+>>> snap.indices(["b", "zz"]).tolist()
+[1, -1]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shopkeep.errors import ValidationError
+from shopkeep.types import Item
+
+if TYPE_CHECKING:
+    from shopkeep.catalog.repository import CatalogRepository
+
+__all__ = ["CatalogSnapshot", "Mask", "normalize_value"]
+
+#: Boolean mask over the snapshot's item indices: True = selected (same type as retrieval's Mask).
+Mask = npt.NDArray[np.bool_]
+_I64 = npt.NDArray[np.int64]
+_I32 = npt.NDArray[np.int32]
+_SHIP_KINDS = ("ship", "delivery")
+
+
+def normalize_value(value: object) -> str:
+    """The comparable string form of an attribute value (as in affinity keys).
+
+    >>> normalize_value(True), normalize_value(30.0), normalize_value(" Dry "), normalize_value(2.5)
+    ('true', '30', 'dry', '2.5')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return str(value).strip().lower()
+
+
+def _values(value: object) -> tuple[str, ...]:
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(normalize_value(v) for v in value)
+    return (normalize_value(value),)
+
+
+@dataclass
+class _Vocab:
+    """Grow-only string → int vocabularies (indices stay stable across ``with_items``)."""
+
+    brands: list[str]
+    groups: list[str]
+    locations: list[str]
+    regulated: list[str]
+
+    def code(self, table: list[str], lookup: dict[str, int], name: str | None) -> int:
+        if name is None:
+            return -1
+        found = lookup.get(name)
+        if found is None:
+            found = len(table)
+            table.append(name)
+            lookup[name] = found
+        return found
+
+
+@dataclass
+class _Rows:
+    """Encoded columns for a batch of items (row order = the batch order)."""
+
+    price: list[int]
+    cost: list[int]
+    map: list[int]
+    brand: list[int]
+    group: list[int]
+    created: list[int]
+    active: list[bool]
+    rating: list[float]
+    regulated: list[int]
+    ship: list[bool]
+    untracked: list[bool]
+    stock: list[tuple[int, int]]  # (row, location code) pairs holding units
+
+
+def _can_ship(item: Item) -> bool:
+    inv = item.inventory
+    if any(f.kind == "digital" for f in item.fulfillment):
+        return True
+    if not item.fulfillment:
+        return any(q > 0 for loc, q in inv.items() if loc.lower().startswith("warehouse"))
+    for opt in item.fulfillment:
+        if opt.kind in _SHIP_KINDS:
+            if opt.location is None and any(q > 0 for q in inv.values()):
+                return True
+            if opt.location is not None and inv.get(opt.location, 0) > 0:
+                return True
+    return False
+
+
+def _money(m: Any) -> int:
+    return -1 if m is None else int(m.amount)
+
+
+def _encode(items: Sequence[Item], vocab: _Vocab, currency: list[str]) -> _Rows:
+    lk = {name: {v: i for i, v in enumerate(getattr(vocab, name))} for name in
+          ("brands", "groups", "locations", "regulated")}
+    rows = _Rows([], [], [], [], [], [], [], [], [], [], [], [])
+    for r, it in enumerate(items):
+        for m in (it.price, it.cost, it.map_price):
+            if m is not None:
+                if not currency:
+                    currency.append(m.currency)
+                elif m.currency != currency[0]:
+                    raise ValidationError(f"items[{it.item_id!r}].currency", m.currency,
+                                          f"a snapshot holds one currency ({currency[0]})")
+        rows.price.append(_money(it.price))
+        rows.cost.append(_money(it.cost))
+        rows.map.append(_money(it.map_price))
+        rows.brand.append(vocab.code(vocab.brands, lk["brands"], it.brand))
+        rows.group.append(vocab.code(vocab.groups, lk["groups"], it.group_id))
+        rows.created.append(-1 if it.created_at is None else int(it.created_at.timestamp() * 1000))
+        rows.active.append(bool(it.active))
+        rows.rating.append(math.nan if it.rating_avg is None else float(it.rating_avg))
+        rows.regulated.append(vocab.code(vocab.regulated, lk["regulated"], it.regulated_class))
+        rows.ship.append(_can_ship(it))
+        rows.untracked.append(not it.inventory)
+        for loc, q in it.inventory.items():
+            code = vocab.code(vocab.locations, lk["locations"], loc)
+            if q > 0:
+                rows.stock.append((r, code))
+    return rows
+
+
+class CatalogSnapshot:
+    """Immutable columnar catalog: ids, prices (minor units), brands, groups, stock, attributes."""
+
+    item_ids: tuple[str, ...]
+    index: Mapping[str, int]
+    items: tuple[Item, ...]
+    n: int
+    price_minor: _I64
+    cost_minor: _I64
+    map_minor: _I64
+    currency: str
+    brand: _I32
+    brands: tuple[str, ...]
+    group: _I32
+    groups: tuple[str, ...]
+    created_ms: _I64
+    active: Mask
+    rating: npt.NDArray[np.float32]
+    category_paths: tuple[tuple[str, ...], ...]
+    regulated: _I32
+    regulated_classes: tuple[str, ...]
+    locations: tuple[str, ...]
+    stock: Mask  # (n, len(locations)): units > 0 at that location
+    can_ship: Mask
+    untracked: Mask
+
+    def __init__(self, items: Sequence[Item], rows: _Rows, vocab: _Vocab, currency: str) -> None:
+        self._set_base(tuple(items), vocab, currency)
+        self.price_minor = np.asarray(rows.price, dtype=np.int64)
+        self.cost_minor = np.asarray(rows.cost, dtype=np.int64)
+        self.map_minor = np.asarray(rows.map, dtype=np.int64)
+        self.brand = np.asarray(rows.brand, dtype=np.int32)
+        self.group = np.asarray(rows.group, dtype=np.int32)
+        self.created_ms = np.asarray(rows.created, dtype=np.int64)
+        self.active = np.asarray(rows.active, dtype=np.bool_)
+        self.rating = np.asarray(rows.rating, dtype=np.float32)
+        self.regulated = np.asarray(rows.regulated, dtype=np.int32)
+        self.can_ship = np.asarray(rows.ship, dtype=np.bool_)
+        self.untracked = np.asarray(rows.untracked, dtype=np.bool_)
+        self.stock = np.zeros((self.n, len(self.locations)), dtype=np.bool_)
+        if rows.stock:
+            rc = np.asarray(rows.stock, dtype=np.int64)
+            self.stock[rc[:, 0], rc[:, 1]] = True
+        self._freeze()
+
+    def _set_base(self, items: tuple[Item, ...], vocab: _Vocab, currency: str) -> None:
+        self.items = items
+        self.item_ids = tuple(it.item_id for it in items)
+        self.index = {k: i for i, k in enumerate(self.item_ids)}
+        if len(self.index) != len(self.item_ids):
+            dup = next(k for i, k in enumerate(self.item_ids) if self.index[k] != i)
+            raise ValidationError("item_id", dup, "appears twice in one snapshot")
+        self.n = len(items)
+        self.currency = currency
+        self.brands = tuple(vocab.brands)
+        self.groups = tuple(vocab.groups)
+        self.locations = tuple(vocab.locations)
+        self.regulated_classes = tuple(vocab.regulated)
+        self.category_paths = tuple(it.category for it in items)
+        self._vocab = vocab
+        self._attr_index: dict[str, dict[str, _I64]] = {}
+        self._cat_index: dict[str, _I64] | None = None
+        self._region_index: dict[str, _I64] | None = None
+
+    def _freeze(self) -> None:
+        for arr in (self.price_minor, self.cost_minor, self.map_minor, self.brand, self.group, self.created_ms,
+                    self.active, self.rating, self.regulated, self.can_ship, self.untracked, self.stock):
+            arr.flags.writeable = False
+
+    @classmethod
+    def from_items(cls, items: Iterable[Item]) -> CatalogSnapshot:
+        """Build a snapshot of ``items`` (in the order given; ids must be unique)."""
+        seq = list(items)
+        for i, it in enumerate(seq):
+            if not isinstance(it, Item):
+                raise ValidationError(f"items[{i}]", it, "must be an Item")
+        vocab = _Vocab([], [], [], [])
+        currency: list[str] = []
+        rows = _encode(seq, vocab, currency)
+        return cls(seq, rows, vocab, currency[0] if currency else "USD")
+
+    @classmethod
+    def from_repository(cls, repo: CatalogRepository) -> CatalogSnapshot:
+        """Snapshot every item of ``repo``, inactive ones included (they are masked by ``active``)."""
+        return cls.from_items(repo.iter_items(include_inactive=True))
+
+    def with_items(self, items: Sequence[Item]) -> CatalogSnapshot:
+        """A copy with ``items`` upserted: known ids replaced in place, new ids appended at the end."""
+        latest: dict[str, Item] = {}
+        for i, it in enumerate(items):
+            if not isinstance(it, Item):
+                raise ValidationError(f"items[{i}]", it, "must be an Item")
+            latest[it.item_id] = it
+        changed = list(latest.values())
+        vocab = _Vocab(list(self.brands), list(self.groups), list(self.locations), list(self.regulated_classes))
+        currency = [self.currency] if (self.price_minor >= 0).any() or (self.cost_minor >= 0).any() \
+            or (self.map_minor >= 0).any() else []
+        rows = _encode(changed, vocab, currency)
+        pos = np.asarray([self.index.get(it.item_id, -1) for it in changed], dtype=np.int64)
+        n_new = int((pos < 0).sum())
+        pos[pos < 0] = self.n + np.arange(n_new)
+        new_items = list(self.items) + [None] * n_new
+        for p, it in zip(pos.tolist(), changed, strict=True):
+            new_items[p] = it
+        out = object.__new__(CatalogSnapshot)
+        out._set_base(tuple(new_items), vocab, currency[0] if currency else self.currency)  # type: ignore[arg-type]
+        out._scatter(self, pos, rows, n_new)
+        out._freeze()
+        return out
+
+    def _scatter(self, old: CatalogSnapshot, pos: _I64, rows: _Rows, n_new: int) -> None:
+        def col(base: npt.NDArray[Any], values: list[Any]) -> npt.NDArray[Any]:
+            fill = np.zeros(n_new, dtype=base.dtype)
+            arr = np.concatenate([base, fill])
+            arr[pos] = np.asarray(values, dtype=base.dtype)
+            return arr
+
+        self.price_minor, self.cost_minor = col(old.price_minor, rows.price), col(old.cost_minor, rows.cost)
+        self.map_minor, self.brand = col(old.map_minor, rows.map), col(old.brand, rows.brand)
+        self.group, self.created_ms = col(old.group, rows.group), col(old.created_ms, rows.created)
+        self.active, self.rating = col(old.active, rows.active), col(old.rating, rows.rating)
+        self.regulated, self.can_ship = col(old.regulated, rows.regulated), col(old.can_ship, rows.ship)
+        self.untracked = col(old.untracked, rows.untracked)
+        stock = np.zeros((self.n, len(self.locations)), dtype=np.bool_)
+        stock[: old.n, : len(old.locations)] = old.stock
+        stock[pos] = False
+        if rows.stock:
+            rc = np.asarray(rows.stock, dtype=np.int64)
+            stock[pos[rc[:, 0]], rc[:, 1]] = True
+        self.stock = stock
+
+    def in_stock(self, location: str | None = None) -> Mask:
+        """Items available: ``None`` → units anywhere; else units at ``location`` or shippable."""
+        if location is None:
+            out: Mask = self.stock.any(axis=1) | self.untracked | self.can_ship
+            return out
+        col = self._vocab_index(self.locations, location)
+        here = self.stock[:, col] if col >= 0 else np.zeros(self.n, dtype=np.bool_)
+        out = here | self.can_ship | self.untracked
+        return out
+
+    @staticmethod
+    def _vocab_index(table: tuple[str, ...], name: str) -> int:
+        try:
+            return table.index(name)
+        except ValueError:
+            return -1
+
+    def _mask(self, idx: _I64 | None) -> Mask:
+        out = np.zeros(self.n, dtype=np.bool_)
+        if idx is not None:
+            out[idx] = True
+        return out
+
+    def attribute_mask(self, key: str, value: object) -> Mask:
+        """Items whose attribute ``key`` equals ``value`` (normalized; list attributes: membership;
+        a list ``value``: any of its values)."""
+        table = self._attr_index.get(key)
+        if table is None:
+            lists: dict[str, list[int]] = {}
+            for i, it in enumerate(self.items):
+                if key in it.attributes:
+                    for v in set(_values(it.attributes[key])):
+                        lists.setdefault(v, []).append(i)
+            table = {v: np.asarray(ix, dtype=np.int64) for v, ix in lists.items()}
+            self._attr_index[key] = table
+        out = np.zeros(self.n, dtype=np.bool_)
+        for v in _values(value):
+            if v in table:
+                out[table[v]] = True
+        return out
+
+    def category_mask(self, name: str) -> Mask:
+        """Items with ``name`` at any level of their category path (case-insensitive)."""
+        if self._cat_index is None:
+            self._cat_index = self._invert(self.category_paths)
+        return self._mask(self._cat_index.get(name.strip().lower()))
+
+    def region_mask(self, region: str) -> Mask:
+        """Items whose ``regulated_regions`` include ``region`` (case-insensitive)."""
+        if self._region_index is None:
+            self._region_index = self._invert(tuple(it.regulated_regions for it in self.items))
+        return self._mask(self._region_index.get(region.strip().lower()))
+
+    def _invert(self, names: Sequence[Sequence[str]]) -> dict[str, _I64]:
+        lists: dict[str, list[int]] = {}
+        for i, path in enumerate(names):
+            for level in {p.strip().lower() for p in path}:
+                lists.setdefault(level, []).append(i)
+        return {k: np.asarray(v, dtype=np.int64) for k, v in lists.items()}
+
+    def brand_mask(self, name: str) -> Mask:
+        """Items of brand ``name`` (case-insensitive)."""
+        want = name.strip().lower()
+        codes = [i for i, b in enumerate(self.brands) if b.strip().lower() == want]
+        out: Mask = np.isin(self.brand, np.asarray(codes, dtype=np.int32))
+        return out
+
+    def affinity_keys(self, i: int) -> tuple[str, ...]:
+        """The item's affinity keys: ``cat:`` per category level, ``brand:``, ``attr:k=v``, ``group:``."""
+        it = self.items[i]
+        keys = [f"cat:{c.strip().lower()}" for c in it.category]
+        if it.brand is not None:
+            keys.append(f"brand:{it.brand.strip().lower()}")
+        for k in sorted(it.attributes):
+            keys.extend(f"attr:{k.strip().lower()}={v}" for v in _values(it.attributes[k]))
+        if it.group_id is not None:
+            keys.append(f"group:{it.group_id.strip().lower()}")
+        return tuple(dict.fromkeys(keys))
+
+    def indices(self, item_ids: Sequence[str]) -> _I64:
+        """Dense indices of ``item_ids``; ``-1`` for ids not in the snapshot."""
+        get = self.index.get
+        return np.fromiter((get(k, -1) for k in item_ids), dtype=np.int64, count=len(item_ids))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"CatalogSnapshot(n={self.n}, currency={self.currency!r}, locations={len(self.locations)})"
