@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-__all__ = ["Context", "ContextRequest", "Surface", "affinity_key"]
+__all__ = ["Context", "ContextRequest", "ScoredItem", "Surface", "affinity_key"]
 
 #: The recommendation surfaces.
 Surface = Literal["home", "pdp", "cart", "search"]
@@ -87,3 +87,13 @@ class Context:
     def surface(self) -> Surface:
         """The surface asked for."""
         return self.request.surface
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    """One ranked item handed from ranking to policy: its final score and, per source that found it,
+    (score, rank) as in fusion. Lives here (layer 5) because ranking and policy may not import each other."""
+
+    item_id: str
+    score: float
+    sources: Mapping[str, tuple[float, int]] = field(default_factory=dict)
