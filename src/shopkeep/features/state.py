@@ -1,0 +1,167 @@
+"""One shopper's or one session's hot state and its compact byte form.
+
+Affinities are stored as values at one reference time ``t`` (epoch ms, the latest event time seen);
+the value at time ``u`` is ``v · 2^(−(u − t)/half_life)``. An event at time ``e`` adds
+``w · 2^(−(t − e)/half_life)`` (a late event decays from its own time), and an event after ``t``
+first moves the reference forward. The result does not depend on arrival order (up to float
+rounding and to pruning of keys below ``min_weight``).
+
+>>> s = State()
+>>> s.add({"cat:tea": 2.0}, 0, 1.0)                # half-life 1 s, event at 0 ms
+>>> s.add({"cat:tea": 2.0}, 1000, 1.0)             # one half-life later: 2 · 0.5 + 2
+>>> s.settle(1.0, max_keys=10, min_weight=1e-4, latest_ms=1000)
+>>> s.t, s.a["cat:tea"]
+(1000, 3.0)
+>>> State.decode(s.encode()).a == s.a
+True
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shopkeep.errors import StorageError
+
+__all__ = ["State", "decay_factor"]
+
+_FORMAT = 1
+# Above this many half-lives ahead of the anchor, 2**x gets near float range: rescale first.
+_MAX_AHEAD = 60.0
+
+
+def decay_factor(dt_ms: float, half_life_s: float) -> float:
+    """``2^(−dt/half_life)`` for ``dt_ms`` milliseconds; never above 1 (a clock behind the state)."""
+    if dt_ms <= 0:
+        return 1.0
+    return float(2.0 ** (-dt_ms / (half_life_s * 1000.0)))
+
+
+@dataclass(slots=True)
+class State:
+    """Mutable working copy of one state record (``sess:``, ``user:`` or ``anon:`` key).
+
+    ``t``: reference epoch ms of ``a``; ``a``: affinity key → value at ``t``; ``r``: recent
+    ``[item_id, ms]`` in time order, consecutive repeats merged; ``c``: cart ``item_id → [in_cart,
+    ms]`` (last event wins, by time); ``p``/``g``: purchased item / variant group → last purchase ms;
+    ``s``: session ids seen (long-term records only, for erasure).
+    """
+
+    t: int = 0
+    a: dict[str, float] = field(default_factory=dict)
+    r: list[list[Any]] = field(default_factory=list)
+    c: dict[str, list[Any]] = field(default_factory=dict)
+    p: dict[str, int] = field(default_factory=dict)
+    g: dict[str, int] = field(default_factory=dict)
+    s: list[str] = field(default_factory=list)
+
+    # -- affinities ---------------------------------------------------------------------------
+
+    def _rescale(self, new_t: int, half_life_s: float) -> None:
+        if new_t <= self.t:
+            return
+        factor = decay_factor(new_t - self.t, half_life_s) if self.a else 1.0
+        if factor != 1.0:
+            self.a = {k: v * factor for k, v in self.a.items()}
+        self.t = new_t
+
+    def add(self, deltas: Mapping[str, float], ts_ms: int, half_life_s: float) -> None:
+        """Add ``deltas`` (weights at event time ``ts_ms``) to the affinities."""
+        if not self.a:
+            self.t = max(self.t, ts_ms)
+        elif (ts_ms - self.t) / (half_life_s * 1000.0) > _MAX_AHEAD:
+            self._rescale(ts_ms, half_life_s)
+        scale = float(2.0 ** ((ts_ms - self.t) / (half_life_s * 1000.0)))
+        a = self.a
+        for key, w in deltas.items():
+            a[key] = a.get(key, 0.0) + w * scale
+
+    def settle(self, half_life_s: float, *, max_keys: int, min_weight: float, latest_ms: int) -> None:
+        """Move the reference to ``latest_ms`` (if later) and keep the ``max_keys`` strongest keys."""
+        self._rescale(latest_ms, half_life_s)
+        kept = [(k, v) for k, v in self.a.items() if abs(v) >= min_weight]
+        kept.sort(key=lambda kv: -abs(kv[1]))
+        self.a = dict(kept[:max_keys])
+
+    def affinities_at(self, now_ms: int, half_life_s: float) -> dict[str, float]:
+        """The affinities decayed to ``now_ms``."""
+        factor = decay_factor(now_ms - self.t, half_life_s)
+        return {k: v * factor for k, v in self.a.items()}
+
+    # -- items, cart, purchases ---------------------------------------------------------------
+
+    def touch(self, item_id: str, ts_ms: int, cap: int) -> None:
+        """Record an item interaction at ``ts_ms`` (kept in time order, consecutive repeats merged)."""
+        r = self.r
+        i = bisect.bisect_right([row[1] for row in r], ts_ms)
+        if i > 0 and r[i - 1][0] == item_id:
+            return
+        if i < len(r) and r[i][0] == item_id:
+            r[i][1] = ts_ms
+            return
+        r.insert(i, [item_id, ts_ms])
+        if len(r) > cap:
+            del r[: len(r) - cap]
+
+    def cart(self, item_id: str, in_cart: bool, ts_ms: int, cap: int) -> None:
+        """Set an item in or out of the cart at ``ts_ms`` unless a later event already decided it."""
+        old = self.c.get(item_id)
+        if old is not None and old[1] > ts_ms:
+            return
+        self.c[item_id] = [in_cart, ts_ms]
+        if len(self.c) > cap:
+            oldest = sorted(self.c.items(), key=lambda kv: (kv[1][0], kv[1][1]))[: len(self.c) - cap]
+            for key, _ in oldest:
+                del self.c[key]
+
+    def cart_items(self) -> tuple[str, ...]:
+        """Items in the cart, oldest addition first."""
+        return tuple(k for k, (inside, _) in sorted(self.c.items(), key=lambda kv: kv[1][1]) if inside)
+
+    def purchase(self, item_id: str, group_id: str | None, ts_ms: int, cap: int) -> None:
+        """Record a purchase (keeps the latest time per item and per group)."""
+        for book, key in ((self.p, item_id), (self.g, group_id)):
+            if key is None:
+                continue
+            if book.get(key, -1) < ts_ms:
+                book[key] = ts_ms
+            if len(book) > cap:
+                for old, _ in sorted(book.items(), key=lambda kv: kv[1])[: len(book) - cap]:
+                    del book[old]
+
+    def add_session(self, session_id: str, cap: int) -> None:
+        """Remember a session id of this shopper (most recent last)."""
+        if self.s and self.s[-1] == session_id:
+            return
+        if session_id in self.s:
+            self.s.remove(session_id)
+        self.s.append(session_id)
+        if len(self.s) > cap:
+            del self.s[: len(self.s) - cap]
+
+    # -- bytes ----------------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """Compact JSON bytes (empty parts left out)."""
+        doc: dict[str, Any] = {"v": _FORMAT, "t": self.t}
+        for name in ("a", "r", "c", "p", "g", "s"):
+            value = getattr(self, name)
+            if value:
+                doc[name] = value
+        return orjson.dumps(doc)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> State:
+        """Parse :meth:`encode` output; StorageError if the bytes are not a state record."""
+        try:
+            doc = orjson.loads(raw)
+            if not isinstance(doc, dict) or doc.get("v") != _FORMAT:
+                raise ValueError("unknown format")
+            return cls(int(doc["t"]), doc.get("a", {}), doc.get("r", []), doc.get("c", {}), doc.get("p", {}),
+                       doc.get("g", {}), doc.get("s", []))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"online feature state is unreadable: {exc}", {"value": raw[:80]}) from exc
