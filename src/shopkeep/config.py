@@ -52,10 +52,15 @@ class EventsConfig:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """HTTP server address."""
+    """HTTP server: address, API keys (``KEY:read+ingest,...``; see serving.auth), body size limit and
+    where trained model artifacts live."""
 
     host: str = "127.0.0.1"
     port: int = 8000
+    auth: bool = True
+    api_keys: str = ""
+    max_body_bytes: int = 1_000_000
+    artifacts_dir: str = ".shopkeep/artifacts"
 
 
 @dataclass(frozen=True)
