@@ -11,7 +11,8 @@ State keys (compact JSON bytes, see :class:`~shopkeep.features.state.State`):
 
 Affinity keys written (retrieval matches them against items with
 :meth:`~shopkeep.catalog.snapshot.CatalogSnapshot.affinity_keys`): for an item event, every key of
-the item (``cat:`` each category level, ``brand:``, ``attr:k=v``, ``group:``) plus ``item:<id>``,
+the item (``cat:`` each category level, ``brand:``, ``attr:k=v``, ``group:``) plus ``item:<item_id>``
+(the id exactly as sent, not lower-cased),
 each getting the event type's weight; for a ``filter`` event, ``attr:<attribute>=<value>``.
 
 Merging on read: ``affinities = S + λ·L`` where ``S`` and ``L`` are the session and long-term
@@ -131,7 +132,7 @@ class SessionFeatures:
         i = snap.index.get(item_id, -1)
         keys = self._keys_of.get(i)
         if keys is None:
-            keys = (snap.affinity_keys(i) if i >= 0 else ()) + (affinity_key("item", item_id),)
+            keys = (snap.affinity_keys(i) if i >= 0 else ()) + (f"item:{item_id}",)
             if i >= 0:
                 self._keys_of[i] = keys
         return keys
@@ -156,7 +157,7 @@ class SessionFeatures:
             if weight:
                 state.add(dict.fromkeys(self._item_keys(snap, item), weight), ts, half_life)
             if event.type in _SEQUENCE:
-                state.touch(item, ts, cfg.max_recent)
+                state.touch(item, ts, 2 * cfg.max_recent)
             self._fold_cart(state, event, item, ts, snap)
         state.settle(half_life, max_keys=cfg.max_affinities if is_session else cfg.max_user_affinities,
                      min_weight=cfg.min_weight, latest_ms=latest)
@@ -223,10 +224,9 @@ class SessionFeatures:
             out[key] = out.get(key, 0.0) + scale * value
         return out
 
-    @staticmethod
-    def _recent(sess: State | None, longs: Sequence[State]) -> tuple[str, ...]:
-        source = sess.r if sess is not None and sess.r else (longs[0].r if longs else [])
-        return tuple(row[0] for row in source)
+    def _recent(self, sess: State | None, longs: Sequence[State]) -> tuple[str, ...]:
+        source = sess if sess is not None and sess.r else next((s for s in longs if s.r), None)
+        return source.recent_items(self.config.max_recent) if source is not None else ()
 
     @staticmethod
     def _cart(sess: State | None, longs: Sequence[State]) -> tuple[str, ...]:

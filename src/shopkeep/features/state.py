@@ -46,7 +46,7 @@ class State:
     """Mutable working copy of one state record (``sess:``, ``user:`` or ``anon:`` key).
 
     ``t``: reference epoch ms of ``a``; ``a``: affinity key → value at ``t``; ``r``: recent
-    ``[item_id, ms]`` in time order, consecutive repeats merged; ``c``: cart ``item_id → [in_cart,
+    ``[item_id, ms]`` in time order (repeats in a row are merged on read); ``c``: cart ``item_id → [in_cart,
     ms]`` (last event wins, by time); ``p``/``g``: purchased item / variant group → last purchase ms;
     ``s``: session ids seen (long-term records only, for erasure).
     """
@@ -95,17 +95,23 @@ class State:
     # -- items, cart, purchases ---------------------------------------------------------------
 
     def touch(self, item_id: str, ts_ms: int, cap: int) -> None:
-        """Record an item interaction at ``ts_ms`` (kept in time order, consecutive repeats merged)."""
+        """Record an item interaction at ``ts_ms``; the ``cap`` latest (by time) are kept."""
         r = self.r
-        i = bisect.bisect_right([row[1] for row in r], ts_ms)
-        if i > 0 and r[i - 1][0] == item_id:
-            return
-        if i < len(r) and r[i][0] == item_id:
-            r[i][1] = ts_ms
-            return
-        r.insert(i, [item_id, ts_ms])
+        row = [item_id, ts_ms]
+        if not r or (r[-1][1], r[-1][0]) <= (ts_ms, item_id):
+            r.append(row)  # the common case: events arrive in time order
+        else:
+            r.insert(bisect.bisect_right([(t, i) for i, t in r], (ts_ms, item_id)), row)
         if len(r) > cap:
             del r[: len(r) - cap]
+
+    def recent_items(self, k: int) -> tuple[str, ...]:
+        """The last ``k`` distinct-in-a-row item ids, oldest first (``A A B A`` reads ``A B A``)."""
+        out: list[str] = []
+        for item_id, _ in self.r:
+            if not out or out[-1] != item_id:
+                out.append(item_id)
+        return tuple(out[-k:])
 
     def cart(self, item_id: str, in_cart: bool, ts_ms: int, cap: int) -> None:
         """Set an item in or out of the cart at ``ts_ms`` unless a later event already decided it."""
