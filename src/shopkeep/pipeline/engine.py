@@ -1,0 +1,332 @@
+"""The Engine: the composition root of the write path and the read path (ARCHITECTURE.md).
+
+WRITE ``ingest(raw_events)``: the :class:`~shopkeep.pipeline.ingest.Ingestor` validates, dedupes and
+appends to the event log; the events it newly stored are then folded *synchronously* into the hot
+session features (:class:`~shopkeep.features.SessionFeatures`, in the online state) and the live
+popularity counts, so the next request on any worker sharing the online state sees them.
+
+READ ``recommend(request)``: features.context → policy eligibility mask (pushed into retrieval) →
+retriever (k = 500, named sources, fused) → ranker → policy (rules, trace) → :class:`Slate`, which is
+logged to the served-slate log (trace_id, items, positions, sources, propensities, served features)
+so impressions and clicks join to it. The slate is a deterministic function of the request and the
+state it reads, so every position's propensity is 1.0: there is no exploration yet (a later issue
+adds bandits; off-policy estimates need propensities < 1 and must not be run on these logs).
+
+Stages are swapped atomically: ``upsert_items`` builds a new catalog snapshot and source set
+(copy-on-write) and ``load_artifacts`` a new source set from a trained version; each request reads the
+current :class:`_Bindings` once, so a request in flight finishes on the version it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopkeep.catalog import CatalogRepository
+from shopkeep.catalog.schema import item_to_dict, parse_item
+from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.config import Config
+from shopkeep.errors import ValidationError
+from shopkeep.events.log import EVENTS_LOG, SlateRecord
+from shopkeep.events.schema import parse_event
+from shopkeep.features import FeatureConfig, SessionFeatures
+from shopkeep.features.context import Context, ContextRequest, ScoredItem
+from shopkeep.pipeline.artifacts import LoadedArtifacts, latest_artifacts, load_artifacts, read_popularity
+from shopkeep.pipeline.ingest import Ingestor, IngestReport
+from shopkeep.pipeline.policy_stage import PolicyStage, default_policy_stage
+from shopkeep.pipeline.slatelog import SlateLogger
+from shopkeep.pipeline.stages import SourceSet, build_sources
+from shopkeep.profiles import ProfileRepository
+from shopkeep.profiles.model import Profile
+from shopkeep.retrieval.base import FusedCandidate
+from shopkeep.storage import open_online_state, open_store
+from shopkeep.storage.base import AppendResult, LogRecord, OnlineState, Store
+from shopkeep.types import Event, Item, Money
+
+__all__ = ["RETRIEVAL_K", "Engine", "Slate", "SlateItem"]
+
+log = logging.getLogger("shopkeep.engine")
+
+#: Candidates asked from retrieval per request.
+RETRIEVAL_K = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SlateItem:
+    """One recommended item as answered: ``position`` 0-based; ``propensity`` of being shown there."""
+
+    item_id: str
+    score: float
+    price: Money | None
+    position: int
+    sources: tuple[str, ...]
+    propensity: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Slate:
+    """A served slate: ``trace_id`` joins it to later impressions/clicks; ``explain`` when asked for."""
+
+    trace_id: str
+    surface: str
+    items: tuple[SlateItem, ...]
+    explain: Mapping[str, Any] | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Bindings:
+    """Everything a request reads, swapped as one reference."""
+
+    sources: SourceSet
+    policy: PolicyStage
+
+    @property
+    def snapshot(self) -> CatalogSnapshot:
+        return self.sources.snapshot
+
+
+class _AppendRecorder:
+    """Delegates to a Store and remembers which event ids the last appends newly inserted."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.inserted: list[str] = []
+
+    def append(self, log_name: str, records: Sequence[LogRecord]) -> AppendResult:
+        result = self._store.append(log_name, records)
+        if log_name == EVENTS_LOG:
+            self.inserted.extend(result.inserted)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class Engine:
+    """Both paths over one durable ``store`` and one ``online`` state (see the module docstring)."""
+
+    def __init__(self, store: Store, online: OnlineState, config: Config | None = None, *,
+                 features: FeatureConfig | None = None, artifacts: LoadedArtifacts | None = None,
+                 policy: PolicyStage | None = None, log_slates: bool = True) -> None:
+        self.store = store
+        self.online = online
+        self.config = config or Config()
+        self._recorder = _AppendRecorder(store)
+        self._ingestor = Ingestor(self._recorder, self.config)  # type: ignore[arg-type]
+        self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self.catalog = CatalogRepository(store)
+        self.profiles = ProfileRepository(store)
+        start = time.perf_counter()
+        snapshot = CatalogSnapshot.from_repository(self.catalog)
+        popularity = read_popularity(artifacts.path) if artifacts is not None else None
+        sources = build_sources(snapshot, artifacts, popularity)
+        self._bindings = _Bindings(sources, policy or default_policy_stage(store))
+        self.features = SessionFeatures(online, lambda: self._bindings.snapshot, features)
+        self.slate_log = SlateLogger(store) if log_slates else None
+        self.started_at = datetime.now(UTC)
+        log.info("engine ready: %d items, artifacts %s, %.2f s", snapshot.n, sources.version,
+                 time.perf_counter() - start)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: Config, *, online_uri: str | None = None, artifacts_dir: str | Path | None = None,
+             log_slates: bool = True) -> Engine:
+        """An engine over ``config.storage`` with the newest artifacts under ``serving.artifacts_dir``."""
+        store = open_store(config.storage.uri)
+        online = open_online_state(online_uri or config.storage.online_uri)
+        root = Path(artifacts_dir or config.serving.artifacts_dir)
+        found = latest_artifacts(root)
+        loaded = load_artifacts(found) if found is not None else None
+        return cls(store, online, config, artifacts=loaded, log_slates=log_slates)
+
+    # -- write path ---------------------------------------------------------------------------
+    def ingest(self, raw_events: Sequence[Mapping[str, Any]]) -> IngestReport:
+        """Store events (idempotent by event_id) and fold the newly stored ones into the hot features."""
+        with self._write_lock:
+            self._recorder.inserted = []
+            report = self._ingestor.ingest_batch(raw_events)
+            inserted = set(self._recorder.inserted)
+        if inserted:
+            events = self._events_of(raw_events, inserted)
+            self.features.update(events)
+            self._bindings.sources.add_events(events)
+        return report
+
+    @staticmethod
+    def _events_of(raw_events: Sequence[Mapping[str, Any]], inserted: set[str]) -> list[Event]:
+        out: list[Event] = []
+        for raw in raw_events:
+            event_id = raw.get("event_id") if isinstance(raw, Mapping) else None
+            if event_id in inserted:
+                inserted.discard(event_id)  # a repeated id in one batch counts once
+                out.append(parse_event(raw))
+        return out
+
+    # -- read path ----------------------------------------------------------------------------
+    def recommend(self, request: ContextRequest) -> Slate:
+        """The slate for one request (a batch of one)."""
+        return self.recommend_many([request])[0]
+
+    def recommend_many(self, requests: Sequence[ContextRequest]) -> list[Slate]:
+        """Slates for a batch of requests: one retrieval call for all of them."""
+        bindings = self._bindings  # read once: a swap during this call does not affect it
+        for i, req in enumerate(requests):
+            if req.user_id is None and req.anonymous_id is None:
+                raise ValidationError(f"requests[{i}].anonymous_id", None,
+                                      "give anonymous_id or user_id (slates are logged per shopper)")
+            if isinstance(req.k, bool) or not isinstance(req.k, int) or not 1 <= req.k <= 100:
+                raise ValidationError("k", req.k, "must be an integer in [1, 100]")
+        profiles = self._profiles([r.user_id for r in requests if r.user_id is not None])
+        contexts = [self.features.context(r, profiles.get(r.user_id) if r.user_id else None) for r in requests]
+        masks = [bindings.policy.eligibility(bindings.snapshot, ctx) for ctx in contexts]
+        by_surface: dict[str, list[int]] = {}
+        for i, ctx in enumerate(contexts):
+            by_surface.setdefault(ctx.surface, []).append(i)
+        fused: list[list[FusedCandidate]] = [[] for _ in contexts]
+        for surface, rows in by_surface.items():
+            found = bindings.sources.retriever(surface).retrieve([contexts[i] for i in rows],
+                                                                 [masks[i] for i in rows], k=RETRIEVAL_K)
+            for i, cands in zip(rows, found, strict=True):
+                fused[i] = cands
+        slates = [self._finish(bindings, ctx, cands) for ctx, cands in zip(contexts, fused, strict=True)]
+        if self.slate_log is not None:
+            self.slate_log.add([self._record(ctx, s) for ctx, s in zip(contexts, slates, strict=True)])
+        return slates
+
+    def _profiles(self, user_ids: list[str]) -> dict[str, Profile]:
+        return self.profiles.get_many(user_ids) if user_ids else {}
+
+    def _finish(self, bindings: _Bindings, ctx: Context, cands: list[FusedCandidate]) -> Slate:
+        ranked = [ScoredItem(c.item_id, c.score, c.sources) for c in cands]
+        chosen, trace = bindings.policy.apply(ctx, ranked, bindings.snapshot)
+        snap = bindings.snapshot
+        items = []
+        for pos, ch in enumerate(chosen[: ctx.request.k]):
+            i = snap.index[ch.item_id]
+            price = ch.display_price_minor if ch.display_price_minor is not None else int(snap.price_minor[i])
+            money = Money(price, snap.currency) if price >= 0 and snap.currency else None
+            items.append(SlateItem(ch.item_id, round(float(ch.score), 6), money, pos, tuple(sorted(ch.sources)),
+                                   1.0, tuple(ch.reasons)))
+        trace_id = uuid.uuid4().hex
+        explain = self._explain(bindings, ctx, cands, chosen, trace) if ctx.request.explain else None
+        return Slate(trace_id, ctx.surface, tuple(items), explain, bindings.sources.version)
+
+    @staticmethod
+    def _explain(bindings: _Bindings, ctx: Context, cands: list[FusedCandidate], chosen: Sequence[Any],
+                 trace: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        fused = {c.item_id: c for c in cands}
+        top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
+        return {
+            "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
+            "candidates": len(cands), "affinities": {k: round(v, 4) for k, v in top},
+            "recent_items": list(ctx.recent_items[-10:]),
+            "items": [{"item_id": ch.item_id, "final_score": ch.score,
+                       "fused_score": fused[ch.item_id].score if ch.item_id in fused else None,
+                       "sources": {s: {"score": sc, "rank": rk} for s, (sc, rk) in sorted(ch.sources.items())},
+                       "reasons": list(ch.reasons)} for ch in chosen[: ctx.request.k]],
+            "rules": list(trace),
+        }
+
+    def _record(self, ctx: Context, slate: Slate) -> SlateRecord:
+        top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
+        features = {"affinities": {k: round(v, 5) for k, v in top}, "recent_items": list(ctx.recent_items[-10:]),
+                    "cart_items": list(ctx.cart_items), "item_id": ctx.request.item_id, "k": ctx.request.k,
+                    "store": ctx.store, "region": ctx.region, "scores": [it.score for it in slate.items],
+                    "artifact_version": slate.version, "now_ms": ctx.now_ms}
+        return SlateRecord(slate.trace_id, slate.surface, ctx.user_id, ctx.anonymous_id, ctx.session_id,
+                           tuple(it.item_id for it in slate.items), tuple(it.position for it in slate.items),
+                           tuple("+".join(it.sources) for it in slate.items),
+                           tuple(it.propensity for it in slate.items), features, datetime.now(UTC))
+
+    # -- catalog ------------------------------------------------------------------------------
+    def upsert_items(self, items: Sequence[Item]) -> tuple[str, ...]:
+        """Store items and make them recommendable at once (new snapshot, content vectors indexed)."""
+        if not items:
+            return ()
+        with self._swap_lock:
+            result = self.catalog.upsert_many(items)
+            changed = [it for it in items if it.item_id in set(result.inserted) | set(result.updated)]
+            if changed:
+                old = self._bindings
+                snapshot = old.snapshot.with_items(changed)
+                self._bindings = replace(old, sources=old.sources.with_items(changed, snapshot))
+        return tuple(it.item_id for it in changed)
+
+    def put_item(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate one wire-format item, store it, answer its stored wire form."""
+        item = parse_item(raw, default_currency=self._bindings.snapshot.currency or "USD")
+        self.upsert_items([item])
+        return item_to_dict(item)
+
+    def get_item(self, item_id: str) -> dict[str, Any]:
+        """The wire form of a stored item (NotFoundError when unknown)."""
+        return item_to_dict(self.catalog.get(item_id))
+
+    # -- policy -------------------------------------------------------------------------------
+    def policy_dict(self) -> dict[str, Any]:
+        """The policy in force, in its wire form (with its version)."""
+        return self._bindings.policy.to_dict()
+
+    def set_policy(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and install a new policy (persisted in the store); answers it with its new version."""
+        with self._swap_lock:
+            old = self._bindings
+            stage = old.policy.replaced(raw)
+            self._bindings = replace(old, policy=stage)
+        return stage.to_dict()
+
+    # -- models -------------------------------------------------------------------------------
+    def load_artifacts(self, path: str | Path) -> str | None:
+        """Hot-swap to the models at ``path`` (a version directory or an artifacts root); returns the version."""
+        loaded = load_artifacts(path)
+        popularity = read_popularity(loaded.path)
+        with self._swap_lock:
+            old = self._bindings
+            sources = build_sources(old.snapshot, loaded, popularity)
+            self._bindings = replace(old, sources=sources)
+        log.info("engine now serves artifacts %s", loaded.version)
+        return loaded.version
+
+    @property
+    def version(self) -> str | None:
+        """The artifact version in use."""
+        return self._bindings.sources.version
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Liveness/readiness: catalog size, artifact and policy versions, storage URIs (no secrets)."""
+        b = self._bindings
+        return {"status": "ok", "items": int(np.count_nonzero(b.snapshot.active)), "artifacts": b.sources.version,
+                "policy_version": b.policy.version, "sources": sorted(b.sources.sources),
+                "started_at": self.started_at.isoformat().replace("+00:00", "Z")}
+
+    def flush(self) -> None:
+        """Write pending served slates now."""
+        if self.slate_log is not None:
+            self.slate_log.flush()
+
+    def close(self) -> None:
+        """Flush the slate log and release the store and the online state."""
+        if self.slate_log is not None:
+            self.slate_log.close()
+        self.store.close()
+        self.online.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

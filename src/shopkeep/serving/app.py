@@ -1,0 +1,243 @@
+"""The HTTP API: ``create_app(config, engine=None)`` builds a FastAPI app over one :class:`Engine`.
+
+Routes (``/v1``, snake_case JSON, one error envelope ``{"error": {"code", "message", "details"}}``):
+
+* ``POST /v1/events`` (scope ingest) — ``{"events": [...]}``; answers the counts accepted /
+  duplicates / conflicts / rejected and per-event errors; idempotent by event_id.
+* ``GET /v1/recommendations`` (scope read) — ``{"items": [...], "trace_id"}`` (+ ``explain``).
+* ``GET /v1/items/{id}`` (read), ``PUT /v1/items/{id}`` (admin) — a PUT item is recommendable at once.
+* ``GET /v1/policies`` (read), ``PUT /v1/policies`` (admin) — validated, versioned merchant policy.
+* ``GET /healthz``, ``GET /metrics`` (Prometheus text, scope read), ``GET /openapi.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from shopkeep import __version__
+from shopkeep.config import Config
+from shopkeep.errors import ValidationError
+from shopkeep.features.context import ContextRequest
+from shopkeep.pipeline.engine import Engine, Slate
+from shopkeep.pipeline.ingest import IngestReport
+from shopkeep.serving.auth import ApiKeys, key_from_headers
+from shopkeep.serving.errors import ApiError, install_error_handlers
+from shopkeep.serving.middleware import Metrics, ServiceMiddleware
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "report_to_dict", "slate_to_dict"]
+
+log = logging.getLogger("shopkeep.serving")
+
+#: Largest request body accepted (413 above it).
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+_MAX_EVENTS = 5000
+
+
+class EventsBody(BaseModel):
+    """``POST /v1/events`` body: the events in their wire form (validated one by one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[dict[str, Any]] = Field(max_length=_MAX_EVENTS, description="wire-format events")
+
+
+class ErrorBody(BaseModel):
+    """The error envelope's inner object."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def report_to_dict(report: IngestReport) -> dict[str, Any]:
+    """The ``POST /v1/events`` answer of an ingest report (per-event errors name index, field, reason)."""
+    errors = [{"index": (e.line or 1) - 1, "code": e.code, "field": e.field, "reason": e.reason,
+               "message": e.message} for e in report.errors]
+    errors += [{"index": int(e.details.get("line", 1)) - 1, "code": e.code, "field": "event_id",
+                "reason": str(e.details.get("reason", "")), "message": e.message} for e in report.conflict_errors]
+    return {"accepted": report.accepted, "duplicates": report.duplicates, "conflicts": report.conflicts,
+            "rejected": report.rejected, "errors": sorted(errors, key=lambda e: e["index"])}
+
+
+def slate_to_dict(slate: Slate) -> dict[str, Any]:
+    """The ``GET /v1/recommendations`` answer."""
+    out: dict[str, Any] = {
+        "items": [{"item_id": it.item_id, "score": it.score,
+                   "price": it.price.to_dict() if it.price is not None else None, "position": it.position,
+                   "sources": list(it.sources), "propensity": it.propensity, "reasons": list(it.reasons)}
+                  for it in slate.items],
+        "trace_id": slate.trace_id,
+    }
+    if slate.explain is not None:
+        out["explain"] = slate.explain
+    return out
+
+
+def _require(scope: str) -> Callable[[Request], None]:
+    def check(request: Request) -> None:
+        keys: ApiKeys = request.app.state.api_keys
+        verdict = keys.allows(key_from_headers(request.headers), scope)
+        if verdict is None:
+            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
+                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
+        if not verdict:
+            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
+
+    return check
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def _parse_cart(cart: str | None) -> tuple[str, ...]:
+    if not cart:
+        return ()
+    ids = tuple(part.strip() for part in cart.split(",") if part.strip())
+    if len(ids) > 200:
+        raise ValidationError("cart", len(ids), "at most 200 item ids")
+    return ids
+
+
+def _register_routes(app: FastAPI) -> None:
+    @app.post("/v1/events", dependencies=[Depends(_require("ingest"))], responses=_ERRORS,
+              summary="Ingest shopper events (idempotent by event_id)")
+    def post_events(body: EventsBody, engine: EngineDep, request: Request) -> Response:
+        report = engine.ingest(body.events)
+        metrics: Metrics = request.app.state.metrics
+        for outcome in ("accepted", "duplicates", "conflicts", "rejected"):
+            if getattr(report, outcome):
+                metrics.events.labels(outcome).inc(getattr(report, outcome))
+        return _json(report_to_dict(report))
+
+    @app.get("/v1/recommendations", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+             summary="A ranked, policy-checked slate for a shopper on a surface")
+    def get_recommendations(
+        engine: EngineDep, request: Request,
+        surface: Literal["home", "pdp", "cart"] = "home",
+        user_id: Annotated[str | None, Query(max_length=256)] = None,
+        anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
+        session_id: Annotated[str | None, Query(max_length=256)] = None,
+        item_id: Annotated[str | None, Query(max_length=256)] = None,
+        cart: Annotated[str | None, Query(max_length=20_000, description="comma-separated item ids")] = None,
+        store: Annotated[str | None, Query(max_length=256)] = None,
+        region: Annotated[str | None, Query(max_length=16)] = None,
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        explain: bool = False,
+    ) -> Response:
+        if surface == "pdp" and not item_id:
+            raise ValidationError("item_id", None, "is required for surface=pdp")
+        req = ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
+                             item_id=item_id, cart_item_ids=_parse_cart(cart), store=store, region=region, k=k,
+                             explain=explain)
+        slate = engine.recommend(req)
+        metrics: Metrics = request.app.state.metrics
+        metrics.slates.labels(surface).inc()
+        metrics.slate_items.observe(len(slate.items))
+        return _json(slate_to_dict(slate))
+
+    @app.get("/v1/items/{item_id}", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+             summary="One catalog item in its wire form")
+    def get_item(item_id: Annotated[str, Path(max_length=256)], engine: EngineDep) -> Response:
+        return _json(engine.get_item(item_id))
+
+    @app.put("/v1/items/{item_id}", dependencies=[Depends(_require("admin"))], responses=_ERRORS,
+             summary="Create or replace an item; it is recommendable at once")
+    def put_item(item_id: Annotated[str, Path(max_length=256)], body: dict[str, Any], engine: EngineDep) -> Response:
+        given = body.get("item_id", item_id)
+        if given != item_id:
+            raise ValidationError("item_id", given, f"differs from the id in the path ({item_id!r})")
+        return _json(engine.put_item({**body, "item_id": item_id}))
+
+    @app.get("/v1/policies", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+             summary="The merchant policy in force (versioned)")
+    def get_policies(engine: EngineDep) -> Response:
+        return _json(engine.policy_dict())
+
+    @app.put("/v1/policies", dependencies=[Depends(_require("admin"))], responses=_ERRORS,
+             summary="Replace the merchant policy (validated; clear errors name the rule and field)")
+    def put_policies(body: dict[str, Any], engine: EngineDep) -> Response:
+        return _json(engine.set_policy(body))
+
+    @app.get("/healthz", summary="Liveness and readiness")
+    def healthz(engine: EngineDep) -> Response:
+        health = engine.health()
+        return _json(health, 200 if health.get("status") == "ok" else 503)
+
+    @app.get("/metrics", dependencies=[Depends(_require("read"))], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        registry = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _api_keys(config: Config, auth: bool | None) -> ApiKeys:
+    enabled = config.serving.auth if auth is None else auth
+    keys = ApiKeys.parse(config.serving.api_keys, enabled=enabled)
+    if enabled and not keys.scopes_by_digest:
+        from shopkeep.errors import ConfigError
+
+        raise ConfigError("auth is on but no API keys are configured: set serving.api_keys "
+                          "(SHOPKEEP_SERVING__API_KEYS='KEY:read+ingest,ADMINKEY:admin') or turn auth off",
+                          {"key": "serving.api_keys"})
+    return keys
+
+
+def create_app(config: Config | None = None, engine: Engine | None = None, *, auth: bool | None = None,
+               max_body_bytes: int | None = None) -> FastAPI:
+    """The FastAPI app. Without ``engine`` one is opened from ``config.storage`` (and closed on shutdown).
+
+    ``auth`` overrides ``serving.auth``; with auth on, ``serving.api_keys`` must name at least one key.
+    """
+    config = config or Config()
+    keys = _api_keys(config, auth)
+    owned = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        if app.state.engine is None:
+            app.state.engine = Engine.open(config)
+        try:
+            yield
+        finally:
+            if owned and app.state.engine is not None:
+                app.state.engine.close()
+
+    app = FastAPI(title="shopkeep", version=__version__, lifespan=lifespan,
+                  description="1:1 retail personalization: events in, explainable recommendations out.")
+    app.state.engine = engine
+    app.state.api_keys = keys
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    _register_routes(app)
+    limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
+    if not keys.enabled:
+        log.warning("API authentication is OFF: every caller may ingest, read and administer")
+    return app
