@@ -1,1 +1,30 @@
-"""shopkeep.retrieval."""
+"""shopkeep.retrieval: named candidate sources over a catalog snapshot, fusion and the Retriever."""
+
+from shopkeep.retrieval.base import Candidate, CandidateSource, FusedCandidate, Mask
+from shopkeep.retrieval.binding import ModelBinding, top_k
+from shopkeep.retrieval.complements import AssociationRules, ComplementsSource, baskets_from_events
+from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, Retriever, WeightedSource, fuse
+from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSource, SequentialSource
+from shopkeep.retrieval.vectors import ContentSource, TwoTowerSource
+
+__all__ = [
+    "SURFACE_WEIGHTS",
+    "AffinitySource",
+    "AssociationRules",
+    "Candidate",
+    "CandidateSource",
+    "ComplementsSource",
+    "ContentSource",
+    "CovisitSource",
+    "FusedCandidate",
+    "Mask",
+    "ModelBinding",
+    "PopularSource",
+    "Retriever",
+    "SequentialSource",
+    "TwoTowerSource",
+    "WeightedSource",
+    "baskets_from_events",
+    "fuse",
+    "top_k",
+]

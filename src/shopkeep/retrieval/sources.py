@@ -1,0 +1,378 @@
+"""Candidate sources over a :class:`~shopkeep.catalog.snapshot.CatalogSnapshot`.
+
+* :class:`SequentialSource` (``sequential``): a fitted sequential model scores the next item after
+  the context's recent items;
+* :class:`CovisitSource` (``covisit``): item-to-item co-visitation anchored on the pdp item, the cart
+  and the last recent items;
+* :class:`PopularSource` (``popular``): time-decayed trending counts with an all-time fallback; it
+  returns every eligible item up to ``k``, so it is also the cold-start and backfill source;
+* :class:`AffinitySource` (``affinity``): items matching the context's strongest affinity keys.
+
+Each is immutable after ``fit``/construction except :meth:`PopularSource.add`; :meth:`with_snapshot`
+returns a copy bound to a newer catalog snapshot (live catalog updates). Sources whose signal is the
+shopper's own behaviour return nothing when ``context.personalize`` is False.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.errors import ValidationError
+from shopkeep.features.context import Context
+from shopkeep.models.base import Interactions, check_fitted
+from shopkeep.models.itemknn import cooccurrence
+from shopkeep.retrieval.base import Candidate, Mask
+from shopkeep.retrieval.binding import (
+    FloatArray,
+    ModelBinding,
+    anchors,
+    check_masks,
+    scatter,
+    to_candidates,
+    top_k,
+)
+from shopkeep.types import Event
+
+__all__ = ["AffinitySource", "CovisitSource", "PopularSource", "SequentialSource"]
+
+#: Default weight of each event type in popularity counts.
+EVENT_WEIGHTS: Mapping[str, float] = {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+class SequentialSource:
+    """Next-item scores of a fitted :class:`~shopkeep.models.base.SequentialRecommender` (SASRec, itemknn, ...).
+
+    Uses the last ``max_history`` recent items the model knows; a context without any returns no
+    candidates. ``exclude_history`` drops the recent items themselves.
+    """
+
+    def __init__(
+        self,
+        binding: ModelBinding,
+        snapshot: CatalogSnapshot,
+        *,
+        name: str = "sequential",
+        max_history: int = 50,
+        exclude_history: bool = False,
+    ) -> None:
+        if max_history <= 0:
+            raise ValidationError("max_history", max_history, "must be > 0")
+        self.name = name
+        self.binding = binding
+        self.snapshot = snapshot
+        self.max_history = max_history
+        self.exclude_history = exclude_history
+        self._to_snap = binding.to_snapshot(snapshot)
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same source over ``snapshot``."""
+        return type(self)(self.binding, snapshot, name=self.name, max_history=self.max_history,
+                          exclude_history=self.exclude_history)
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible next items by model score."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[list[Candidate]] = [[] for _ in contexts]
+        rows, histories = [], []
+        for r, ctx in enumerate(contexts):
+            hist = self.binding.history(ctx.recent_items)[-self.max_history :] if ctx.personalize else None
+            if hist is not None and hist.size:
+                rows.append(r)
+                histories.append(hist)
+        if not rows:
+            return out
+        scores = scatter(self.binding.model.score(histories), self._to_snap, self.snapshot.n)
+        for j, r in enumerate(rows):
+            mask = masks[r]
+            if self.exclude_history:
+                mask = mask.copy()
+                seen = self.snapshot.indices(contexts[r].recent_items)
+                mask[seen[seen >= 0]] = False
+            idx, val = top_k(scores[j], mask, k)
+            out[r] = to_candidates(self.snapshot, idx, val, self.name)
+        return out
+
+
+class CovisitSource:
+    """Item-to-item co-visitation: ``score(j) = sum_a w_a * sim[a, j]`` over anchor items ``a``.
+
+    Anchors (see :func:`~shopkeep.retrieval.binding.anchors`): the pdp item and cart items weigh 1,
+    the last ``n_recent`` recent items ``decay**(t+1)``. Anchors are never returned; only items with a
+    positive co-visitation score are. Build with :meth:`from_itemknn` (reuse a fitted itemknn's
+    similarity) or :meth:`from_sequences` (own counts).
+    """
+
+    def __init__(
+        self,
+        similarity: sp.csr_matrix,
+        item_ids: Sequence[str],
+        snapshot: CatalogSnapshot,
+        *,
+        name: str = "covisit",
+        n_recent: int = 3,
+        decay: float = 0.5,
+    ) -> None:
+        sim = sp.csr_matrix(similarity, dtype=np.float64)
+        if sim.shape != (len(item_ids), len(item_ids)):
+            raise ValidationError("similarity", sim.shape, f"must be square over the {len(item_ids)} item ids")
+        self.name = name
+        self.similarity = sim
+        self.binding = ModelBinding(None, tuple(item_ids))
+        self.snapshot = snapshot
+        self.n_recent = n_recent
+        self.decay = decay
+        self._to_snap = self.binding.to_snapshot(snapshot)
+
+    @classmethod
+    def from_itemknn(cls, binding: ModelBinding, snapshot: CatalogSnapshot, **kwargs: Any) -> CovisitSource:
+        """Reuse the similarity matrix of a fitted :class:`~shopkeep.models.itemknn.ItemKNNRecommender`."""
+        check_fitted(binding.model, "sim_")
+        return cls(binding.model.sim_, binding.item_ids, snapshot, **kwargs)
+
+    @classmethod
+    def from_sequences(
+        cls,
+        sequences: Iterable[Sequence[str]],
+        snapshot: CatalogSnapshot,
+        *,
+        window: int = 3,
+        alpha: float = 0.5,
+        **kwargs: Any,
+    ) -> CovisitSource:
+        """Count co-visits within ``window`` positions of each item-id sequence (symmetric, cosine-normalized)."""
+        vocab: dict[str, int] = {}
+        seqs = [np.array([vocab.setdefault(i, len(vocab)) for i in s], dtype=np.int64) for s in sequences]
+        if not vocab:
+            raise ValidationError("sequences", 0, "need at least one item to count co-visits")
+        counts = cooccurrence(Interactions(tuple(seqs), len(vocab)), window, 1.0, 1.0)
+        pop = np.maximum(np.bincount(np.concatenate(seqs), minlength=len(vocab)).astype(np.float64), 1.0)
+        sim = sp.diags(pop ** -(1.0 - alpha)) @ counts @ sp.diags(pop**-alpha)
+        return cls(sp.csr_matrix(sim), list(vocab), snapshot, **kwargs)
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same source over ``snapshot``."""
+        return type(self)(self.similarity, self.binding.item_ids, snapshot, name=self.name,
+                          n_recent=self.n_recent, decay=self.decay)
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible items co-visited with its anchors."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[list[Candidate]] = []
+        for ctx, mask in zip(contexts, masks, strict=True):
+            weights = anchors(ctx, self.n_recent, self.decay)
+            idx = self.binding.indices(list(weights))
+            known = idx >= 0
+            if not known.any():
+                out.append([])
+                continue
+            w = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))[known]
+            row = np.asarray(self.similarity[idx[known]].T @ w, dtype=np.float64).ravel()
+            scores = scatter(np.where(row > 0, row, -np.inf), self._to_snap, self.snapshot.n)
+            m = mask.copy()
+            own = self.snapshot.indices(list(weights))
+            m[own[own >= 0]] = False
+            top, val = top_k(scores, m, k)
+            out.append(to_candidates(self.snapshot, top, val, self.name))
+        return out
+
+
+class PopularSource:
+    """Trending items: event counts decayed with half-life ``half_life_hours``, plus ``global_weight``
+    times the all-time share as the fallback; ties go to the lower snapshot index.
+
+    Every eligible item gets a score, so ``retrieve`` returns ``min(k, eligible)`` items: this is the
+    cold-start and backfill source. :meth:`fit` starts from events; :meth:`add` folds in new ones.
+
+    >>> from datetime import UTC, datetime
+    >>> from shopkeep.features.context import ContextRequest
+    >>> from shopkeep.types import EventType, Item
+    >>> snap = CatalogSnapshot.from_items([Item("a", "A"), Item("b", "B"), Item("c", "C")])
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> events = [Event("e1", EventType.VIEW, t, item_id="b"), Event("e2", EventType.PURCHASE, t, item_id="c")]
+    >>> src = PopularSource(snap).fit(events)
+    >>> [c.item_id for c in src.retrieve([Context(ContextRequest(), now_ms=0)], [np.ones(3, bool)], k=3)[0]]
+    ['c', 'b', 'a']
+    """
+
+    def __init__(
+        self,
+        snapshot: CatalogSnapshot,
+        *,
+        name: str = "popular",
+        half_life_hours: float = 72.0,
+        global_weight: float = 0.05,
+        event_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        if not half_life_hours > 0:
+            raise ValidationError("half_life_hours", half_life_hours, "must be > 0")
+        if global_weight < 0:
+            raise ValidationError("global_weight", global_weight, "must be >= 0")
+        self.name = name
+        self.snapshot = snapshot
+        self.half_life_hours = half_life_hours
+        self.global_weight = global_weight
+        self.event_weights = dict(EVENT_WEIGHTS if event_weights is None else event_weights)
+        self.trend_: dict[str, float] = {}
+        self.total_: dict[str, float] = {}
+        self.ref_ms_: int | None = None
+        self._scores: FloatArray | None = None
+
+    def fit(self, events: Iterable[Event]) -> Self:
+        """Reset and count ``events`` (any order)."""
+        self.trend_, self.total_, self.ref_ms_ = {}, {}, None
+        return self.add(events)
+
+    def add(self, events: Iterable[Event]) -> Self:
+        """Fold in more events (the write path); scores are recomputed on the next ``retrieve``."""
+        tau_ms = self.half_life_hours * 3_600_000.0 / math.log(2.0)
+        for e in events:
+            w = self.event_weights.get(str(e.type), 0.0)
+            if e.item_id is None or w <= 0:
+                continue
+            t = int(e.timestamp.timestamp() * 1000)
+            if self.ref_ms_ is None:
+                self.ref_ms_ = t
+            if t - self.ref_ms_ > 30 * tau_ms:  # rebase so that exp() stays finite
+                shrink = math.exp(-(t - self.ref_ms_) / tau_ms)
+                self.trend_ = {i: v * shrink for i, v in self.trend_.items() if v * shrink > 1e-12}
+                self.ref_ms_ = t
+            self.trend_[e.item_id] = self.trend_.get(e.item_id, 0.0) + w * math.exp((t - self.ref_ms_) / tau_ms)
+            self.total_[e.item_id] = self.total_.get(e.item_id, 0.0) + w
+        self._scores = None
+        return self
+
+    def scores(self) -> FloatArray:
+        """Score per snapshot index: trend share + ``global_weight`` x all-time share (0 when unseen)."""
+        if self._scores is None:
+            n = self.snapshot.n
+            trend, total = np.zeros(n), np.zeros(n)
+            for table, arr in ((self.trend_, trend), (self.total_, total)):
+                if table:
+                    idx = self.snapshot.indices(list(table))
+                    vals = np.fromiter(table.values(), dtype=np.float64, count=len(table))
+                    arr[idx[idx >= 0]] = vals[idx >= 0]
+            self._scores = trend / max(trend.sum(), 1e-300) + self.global_weight * total / max(total.sum(), 1e-300)
+        return self._scores
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same counts over ``snapshot``."""
+        out = type(self)(snapshot, name=self.name, half_life_hours=self.half_life_hours,
+                         global_weight=self.global_weight, event_weights=self.event_weights)
+        out.trend_, out.total_, out.ref_ms_ = dict(self.trend_), dict(self.total_), self.ref_ms_
+        return out
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, the ``k`` most popular eligible items."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        scores = self.scores()
+        return [to_candidates(self.snapshot, *top_k(scores, m, k), self.name) for m in masks]
+
+
+class AffinitySource:
+    """Items matching the context's strongest affinity keys (``cat:``, ``brand:``, ``attr:k=v``, ``group:``).
+
+    The top ``n_keys`` keys with weight >= ``min_weight`` count, strongest first. An item scores
+    ``sum_j (w_j / w_0) * key_discount**j`` over the keys ``j`` it matches, plus ``prior_weight`` x a
+    popularity prior in [0, 1] (``prior``: scores per snapshot index, e.g. :meth:`PopularSource.scores`).
+    With the defaults (discount 0.5, prior 0.05) every item matching the strongest key outranks every
+    item that does not: three filter events on one value put that value first. Only matching items
+    are returned. :meth:`context_weight` scales the source's fusion weight by the strongest key's
+    weight, saturating at ``saturation`` (default 4: two filter events or four views at the
+    features' default event weights), so one faint view does not take over a slate.
+    """
+
+    def __init__(
+        self,
+        snapshot: CatalogSnapshot,
+        *,
+        name: str = "affinity",
+        n_keys: int = 5,
+        min_weight: float = 0.0,
+        prior: FloatArray | None = None,
+        prior_weight: float = 0.05,
+        key_discount: float = 0.5,
+        saturation: float = 4.0,
+    ) -> None:
+        if n_keys <= 0:
+            raise ValidationError("n_keys", n_keys, "must be > 0")
+        if prior is not None and np.asarray(prior).shape != (snapshot.n,):
+            raise ValidationError("prior", np.asarray(prior).shape, f"must have one score per item ({snapshot.n})")
+        if not saturation > 0:
+            raise ValidationError("saturation", saturation, "must be > 0")
+        if not 0 < key_discount <= 1:
+            raise ValidationError("key_discount", key_discount, "must be in (0, 1]")
+        self.key_discount = key_discount
+        self.name = name
+        self.snapshot = snapshot
+        self.n_keys, self.min_weight, self.prior_weight, self.saturation = n_keys, min_weight, prior_weight, saturation
+        self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
+        self._masks: dict[str, Mask] = {}
+
+    def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
+        """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
+        return type(self)(snapshot, name=self.name, n_keys=self.n_keys, min_weight=self.min_weight,
+                          prior=prior, prior_weight=self.prior_weight, key_discount=self.key_discount,
+                          saturation=self.saturation)
+
+    def key_mask(self, key: str) -> Mask:
+        """Items matching one affinity key (all False for unknown kinds, e.g. ``item:``)."""
+        found = self._masks.get(key)
+        if found is not None:
+            return found
+        kind, _, rest = key.partition(":")
+        snap = self.snapshot
+        if kind == "cat":
+            mask = snap.category_mask(rest)
+        elif kind == "brand":
+            mask = snap.brand_mask(rest)
+        elif kind == "attr" and "=" in rest:
+            attr, _, value = rest.partition("=")
+            mask = snap.attribute_mask(attr, value)
+        elif kind == "group":
+            codes = [i for i, g in enumerate(snap.groups) if g.strip().lower() == rest.strip().lower()]
+            mask = np.isin(snap.group, np.asarray(codes, dtype=np.int32))
+        else:
+            mask = np.zeros(snap.n, dtype=np.bool_)
+        if len(self._masks) > 4096:
+            self._masks.clear()
+        self._masks[key] = mask
+        return mask
+
+    def top_keys(self, context: Context) -> list[tuple[str, float]]:
+        """The strongest usable affinity keys of ``context`` (weight desc, then key)."""
+        if not context.personalize:
+            return []
+        keys = [(k, float(w)) for k, w in context.affinities.items()
+                if w > 0 and w >= self.min_weight and not k.startswith("item:")]
+        keys.sort(key=lambda kw: (-kw[1], kw[0]))
+        return keys[: self.n_keys]
+
+    def context_weight(self, context: Context) -> float:
+        """Multiplier in [0, 1] for this source's fusion weight: strongest key weight / ``saturation``."""
+        keys = self.top_keys(context)
+        return min(1.0, keys[0][1] / self.saturation) if keys else 0.0
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible items matching its top affinity keys."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[list[Candidate]] = []
+        prior = self.prior if self.prior is not None else np.zeros(self.snapshot.n)
+        prior = prior / prior.max() if prior.size and prior.max() > 0 else prior
+        for ctx, mask in zip(contexts, masks, strict=True):
+            keys = self.top_keys(ctx)
+            if not keys:
+                out.append([])
+                continue
+            match = np.zeros(self.snapshot.n)
+            for j, (key, w) in enumerate(keys):
+                match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)
+            scores = np.where(match > 0, match + self.prior_weight * prior, -np.inf)
+            out.append(to_candidates(self.snapshot, *top_k(scores, mask, k), self.name))
+        return out
+

@@ -1,0 +1,154 @@
+"""Vector candidate sources: content similarity (``content``) and the two-tower model (``two_tower``).
+
+Both search an :class:`~shopkeep.index.ExactIndex` keyed by item id. The eligibility mask is applied
+exactly: the search asks for ``k`` plus the number of indexed items that are ineligible, so ``k``
+eligible items come back whenever that many exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.errors import ValidationError
+from shopkeep.features.context import Context
+from shopkeep.index import ExactIndex
+from shopkeep.models.base import check_fitted
+from shopkeep.retrieval.base import Candidate, Mask
+from shopkeep.retrieval.binding import ModelBinding, anchors, check_masks, to_candidates
+
+__all__ = ["ContentSource", "TwoTowerSource", "masked_search"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def masked_search(
+    index: ExactIndex, snapshot: CatalogSnapshot, queries: F32, masks: Sequence[Mask], k: int
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Exact top-``k`` eligible snapshot indices and scores per query row (index ids not in the snapshot skipped)."""
+    if not len(index) or queries.shape[0] == 0:
+        return [(np.zeros(0, np.int64), np.zeros(0)) for _ in masks]
+    rows = snapshot.indices(list(index.ids))
+    out = []
+    for q, mask in zip(queries, masks, strict=True):
+        blocked = int((rows < 0).sum() + (~mask[rows[rows >= 0]]).sum())
+        res = index.search(q[None, :], k=min(len(index), k + blocked))
+        idx = snapshot.indices(list(res.ids[0]))
+        ok = idx >= 0
+        ok[ok] = mask[idx[ok]]
+        out.append((idx[ok][:k], res.scores[0][ok][:k].astype(np.float64)))
+    return out
+
+
+class ContentSource:
+    """Items whose content vector is closest (cosine) to the anchors' weighted mean vector.
+
+    Anchors: the pdp item and cart items (weight 1) and the last ``n_recent`` recent items
+    (``decay**(t+1)``); anchors are not returned. Build with :meth:`from_content_knn` or :meth:`from_vectors`.
+    """
+
+    def __init__(
+        self, index: ExactIndex, snapshot: CatalogSnapshot, *, name: str = "content", n_recent: int = 3,
+        decay: float = 0.5,
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.snapshot = snapshot
+        self.n_recent = n_recent
+        self.decay = decay
+
+    @classmethod
+    def from_vectors(cls, item_ids: Sequence[str], vectors: F32, snapshot: CatalogSnapshot,
+                     **kwargs: Any) -> ContentSource:
+        """Index ``vectors`` (one row per item id) with the cosine metric."""
+        arr = np.asarray(vectors, dtype=np.float32)
+        if arr.ndim != 2:
+            raise ValidationError("vectors", arr.shape, "must be a 2-d array")
+        index = ExactIndex(arr.shape[1], metric="cosine")
+        index.add(list(item_ids), arr)
+        return cls(index, snapshot, **kwargs)
+
+    @classmethod
+    def from_content_knn(cls, binding: ModelBinding, snapshot: CatalogSnapshot, **kwargs: Any) -> ContentSource:
+        """Index the content vectors of a fitted :class:`~shopkeep.models.content.ContentKNN`."""
+        check_fitted(binding.model, "titles_")
+        return cls.from_vectors(binding.item_ids, binding.model.item_vectors(), snapshot, **kwargs)
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same index over ``snapshot``."""
+        return type(self)(self.index, snapshot, name=self.name, n_recent=self.n_recent, decay=self.decay)
+
+    def _query(self, context: Context) -> tuple[F32 | None, list[str]]:
+        weights = {i: w for i, w in anchors(context, self.n_recent, self.decay).items() if i in self.index}
+        if not weights:
+            return None, []
+        vecs = self.index.vectors(list(weights))
+        w = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        q = (w[:, None] * vecs).sum(axis=0)
+        return (q if np.abs(q).sum() > 0 else None), list(weights)
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible items most similar in content to its anchors."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[list[Candidate]] = [[] for _ in contexts]
+        rows, queries, own_masks = [], [], []
+        for r, (ctx, mask) in enumerate(zip(contexts, masks, strict=True)):
+            q, own = self._query(ctx)
+            if q is None:
+                continue
+            m = mask.copy()
+            idx = self.snapshot.indices(own)
+            m[idx[idx >= 0]] = False
+            rows.append(r)
+            queries.append(q)
+            own_masks.append(m)
+        if rows:
+            found = masked_search(self.index, self.snapshot, np.stack(queries), own_masks, k)
+            for r, (idx, val) in zip(rows, found, strict=True):
+                out[r] = to_candidates(self.snapshot, idx, val, self.name)
+        return out
+
+
+class TwoTowerSource:
+    """The two-tower model: the session tower encodes the recent items, the exact index holds the
+    exported item-tower vectors (inner product). A context with no known recent item returns nothing.
+    """
+
+    def __init__(self, binding: ModelBinding, snapshot: CatalogSnapshot, *, name: str = "two_tower",
+                 index: ExactIndex | None = None) -> None:
+        check_fitted(binding.model, "net_")
+        self.name = name
+        self.binding = binding
+        self.snapshot = snapshot
+        if index is None:
+            rows, vecs = binding.model.export_item_vectors()
+            index = ExactIndex(int(vecs.shape[1]), metric="ip")
+            index.add([binding.item_ids[int(r)] for r in rows], np.asarray(vecs, dtype=np.float32))
+        self.index = index
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same model and index over ``snapshot``."""
+        return type(self)(self.binding, snapshot, name=self.name, index=self.index)
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible items nearest to its session vector."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[list[Candidate]] = [[] for _ in contexts]
+        rows = []
+        histories = []
+        for r, ctx in enumerate(contexts):
+            hist = self.binding.history(ctx.recent_items) if ctx.personalize else np.zeros(0, np.int64)
+            if hist.size:
+                rows.append(r)
+                histories.append(hist)
+        if not rows:
+            return out
+        users = np.asarray(self.binding.model.user_vectors(histories), dtype=np.float32)
+        found = masked_search(self.index, self.snapshot, users, [masks[r] for r in rows], k)
+        for r, (idx, val) in zip(rows, found, strict=True):
+            out[r] = to_candidates(self.snapshot, idx, val, self.name)
+        return out

@@ -1,0 +1,123 @@
+"""Affinity dominance after filter events, and complements sanity (rules, exclusions)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shopkeep.catalog.snapshot import CatalogSnapshot, normalize_value
+from shopkeep.errors import NotFittedError, ValidationError
+from shopkeep.features.context import Context, ContextRequest
+from shopkeep.retrieval import AffinitySource, AssociationRules, ComplementsSource, Retriever, baskets_from_events
+from shopkeep.types import Item
+
+VIEW, FILTER = 1.0, 2.0  # the features' default event weights
+
+
+def _attribute_values(snap: CatalogSnapshot, lo: float, hi: float) -> list[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for it in snap.items:
+        for key, value in it.attributes.items():
+            values = value if isinstance(value, tuple | list) else (value,)
+            counts.update({(key, normalize_value(v)) for v in values})
+    return sorted(kv for kv, n in counts.items() if lo * snap.n <= n <= hi * snap.n)
+
+
+def _session(world: Any, rng: np.random.Generator, key: str, value: str) -> Context:
+    """A session that viewed a few random items, then filtered three times on ``key=value``."""
+    snap = world.snapshot
+    hist = tuple(world.sequences[sorted(world.sequences)[int(rng.integers(len(world.sequences)))]][:6])
+    aff: dict[str, float] = {}
+    for item in hist:
+        for k in snap.affinity_keys(snap.index[item]):
+            aff[k] = aff.get(k, 0.0) + VIEW
+    fkey = f"attr:{key}={value}"
+    aff[fkey] = aff.get(fkey, 0.0) + 3 * FILTER
+    return Context(ContextRequest(surface="home"), now_ms=0, recent_items=hist, affinities=aff)
+
+
+def test_three_filters_dominate_the_home_slate(world: Any) -> None:
+    snap = world.snapshot
+    values = _attribute_values(snap, 0.05, 0.30)
+    assert len(values) >= 5
+    rng = np.random.default_rng(11)
+    home = Retriever.for_surface("home", world.sources, index=snap.index)
+    shares = []
+    for n in rng.choice(len(values), size=min(12, len(values)), replace=False):
+        key, value = values[int(n)]
+        ctx = _session(world, rng, key, value)
+        mask = snap.in_stock() & (rng.random(snap.n) < 0.9)
+        top = home.retrieve([ctx], [mask], k=10)[0]
+        matching = snap.attribute_mask(key, value)
+        shares.append(float(matching[snap.indices([f.item_id for f in top])].mean()))
+        assert shares[-1] >= 0.7, (key, value, shares[-1])
+    assert np.mean(shares) >= 0.9
+
+
+def test_affinity_orders_by_strongest_key_and_scales_its_weight(world: Any) -> None:
+    snap = world.snapshot
+    src: AffinitySource = world.sources["affinity"]
+    key, value = _attribute_values(snap, 0.05, 0.30)[0]
+    strong = {f"attr:{key}={value}": 6.0, "cat:beauty": 5.0, "brand:nope": 1.0, "item:sku-0000001": 9.0}
+    ctx = Context(ContextRequest(), now_ms=0, affinities=strong)
+    cands = src.retrieve([ctx], [np.ones(snap.n, dtype=bool)], k=snap.n)[0]
+    match = snap.attribute_mask(key, value)
+    n_match = int(match.sum())
+    assert match[snap.indices([c.item_id for c in cands[:n_match]])].all(), "strongest key first"
+    assert len(cands) == int((match | snap.category_mask("beauty")).sum()), "only matching items"
+    assert src.context_weight(ctx) == 1.0
+    faint = Context(ContextRequest(), now_ms=0, affinities={"cat:beauty": 1.0})
+    assert src.context_weight(faint) == pytest.approx(0.25)
+    assert src.context_weight(Context(ContextRequest(), now_ms=0)) == 0.0
+    with pytest.raises(ValidationError):
+        AffinitySource(snap, prior=np.ones(3))
+
+
+def _grocery_snapshot() -> CatalogSnapshot:
+    items = [
+        Item("pasta", "Pasta", category=("Grocery", "Pasta")),
+        Item("penne", "Penne", category=("Grocery", "Pasta")),
+        Item("sauce", "Tomato sauce", category=("Grocery", "Sauces")),
+        Item("sauce-xl", "Tomato sauce XL", group_id="g-sauce", category=("Grocery", "Sauces", "Big")),
+        Item("sauce-s", "Tomato sauce S", group_id="g-sauce", category=("Grocery", "Sauces", "Small")),
+        Item("cheese", "Parmesan", category=("Grocery", "Cheese")),
+        Item("soap", "Soap", category=("Home", "Soap")),
+    ]
+    return CatalogSnapshot.from_items(items)
+
+
+def test_complements_rules_and_exclusions() -> None:
+    baskets = [["pasta", "sauce", "cheese"]] * 6 + [["pasta", "penne", "sauce-xl", "sauce-s"]] * 3 + \
+        [["soap"]] * 8 + [["penne", "cheese"]] * 2 + [["pasta", "soap"]]
+    rules = AssociationRules(min_count=2, min_lift=1.0).fit(baskets)
+    conf = dict((b, c) for b, c, _ in rules.rules_for("pasta"))
+    assert conf["sauce"] == pytest.approx(6 / 10) and "soap" not in conf  # one co-occurrence < min_count
+    lifts = {b: lift for b, _, lift in rules.rules_for("pasta")}
+    assert lifts["sauce"] == pytest.approx((6 / 10) / (6 / 20))
+    snap = _grocery_snapshot()
+    src = ComplementsSource(rules, snap)
+    pdp = Context(ContextRequest(surface="pdp", item_id="pasta"), now_ms=0)
+    got = [c.item_id for c in src.retrieve([pdp], [np.ones(snap.n, dtype=bool)], 10)[0]]
+    assert got[0] == "sauce" and "cheese" in got
+    assert "penne" not in got, "a substitute in the same leaf category"
+    assert "pasta" not in got and "soap" not in got
+    cart = Context(ContextRequest(surface="cart"), now_ms=0, cart_items=("sauce-xl",))
+    got = [c.item_id for c in src.retrieve([cart], [np.ones(snap.n, dtype=bool)], 10)[0]]
+    assert "sauce-s" not in got, "a variant of the same group"
+    assert "pasta" in got
+    none = Context(ContextRequest(surface="home"), now_ms=0)
+    assert src.retrieve([none], [np.ones(snap.n, dtype=bool)], 5) == [[]]
+    with pytest.raises(NotFittedError):
+        ComplementsSource(AssociationRules(), snap)
+    with pytest.raises(ValidationError):
+        AssociationRules(min_count=0).fit(baskets)
+
+
+def test_baskets_from_the_synthetic_store(world: Any) -> None:
+    baskets = baskets_from_events(world.store.events)
+    assert baskets and all(len(set(b)) == len(b) for b in baskets)
+    purchases = {e.item_id for e in world.store.events if str(e.type) == "purchase"}
+    assert purchases <= {i for b in baskets for i in b}
