@@ -1,17 +1,17 @@
 """One shopper's or one session's hot state and its compact byte form.
 
-Affinities are stored as values at one reference time ``t`` (epoch ms, the latest event time seen);
-the value at time ``u`` is ``v · 2^(−(u − t)/half_life)``. An event at time ``e`` adds
-``w · 2^(−(t − e)/half_life)`` (a late event decays from its own time), and an event after ``t``
-first moves the reference forward. The result does not depend on arrival order (up to float
+Affinities are stored as values at one reference time ``t`` (epoch ms); the value at time ``u`` is
+``v · 2^(−(u − t)/half_life)``. An event at time ``e`` adds ``w · 2^(−(t − e)/half_life)`` (a late
+event decays from its own time; a later one adds more than ``w``), and ``t`` moves forward, with
+every value rescaled, only once events run far ahead of it — not on every write. The result does not depend on arrival order (up to float
 rounding and to pruning of keys below ``min_weight``).
 
 >>> s = State()
 >>> s.add({"cat:tea": 2.0}, 0, 1.0)                # half-life 1 s, event at 0 ms
 >>> s.add({"cat:tea": 2.0}, 1000, 1.0)             # one half-life later: 2 · 0.5 + 2
 >>> s.settle(1.0, max_keys=10, min_weight=1e-4, latest_ms=1000)
->>> s.t, s.a["cat:tea"]
-(1000, 3.0)
+>>> s.t, s.a["cat:tea"], s.affinities_at(1000, 1.0)["cat:tea"]
+(0, 6.0, 3.0)
 >>> State.decode(s.encode()).a == s.a
 True
 """
@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ __all__ = ["State", "decay_factor"]
 _FORMAT = 1
 # Above this many half-lives ahead of the anchor, 2**x gets near float range: rescale first.
 _MAX_AHEAD = 60.0
+# settle() moves the reference time only after this many half-lives (values grow up to 2**20).
+_REANCHOR = 20.0
 
 
 def decay_factor(dt_ms: float, half_life_s: float) -> float:
@@ -45,7 +48,7 @@ def decay_factor(dt_ms: float, half_life_s: float) -> float:
 class State:
     """Mutable working copy of one state record (``sess:``, ``user:`` or ``anon:`` key).
 
-    ``t``: reference epoch ms of ``a``; ``a``: affinity key → value at ``t``; ``r``: recent
+    ``t``: reference epoch ms of ``a`` (at or before the latest event); ``a``: affinity key → value at ``t``; ``r``: recent
     ``[item_id, ms]`` in time order (repeats in a row are merged on read); ``c``: cart ``item_id → [in_cart,
     ms]`` (last event wins, by time); ``p``/``g``: purchased item / variant group → last purchase ms;
     ``s``: session ids seen (long-term records only, for erasure).
@@ -81,11 +84,24 @@ class State:
             a[key] = a.get(key, 0.0) + w * scale
 
     def settle(self, half_life_s: float, *, max_keys: int, min_weight: float, latest_ms: int) -> None:
-        """Move the reference to ``latest_ms`` (if later) and keep the ``max_keys`` strongest keys."""
-        self._rescale(latest_ms, half_life_s)
-        kept = [(k, v) for k, v in self.a.items() if abs(v) >= min_weight]
-        kept.sort(key=lambda kv: -abs(kv[1]))
-        self.a = dict(kept[:max_keys])
+        """Bound the state after a batch whose latest event is at ``latest_ms``.
+
+        The reference time stays put (values may then exceed their present size) until the batch
+        is more than ``_REANCHOR`` half-lives past it; then values move to ``latest_ms`` and keys
+        under ``min_weight`` go. More than 1.5 × ``max_keys`` keys are cut to the ``max_keys``
+        strongest (as of ``latest_ms``), so the cut runs once every few events, not on each.
+        """
+        span = (latest_ms - self.t) / (half_life_s * 1000.0)
+        if span > _REANCHOR:
+            self._rescale(latest_ms, half_life_s)
+            self.a = {k: v for k, v in self.a.items() if abs(v) >= min_weight}
+            span = 0.0
+        elif not self.a and latest_ms > self.t:
+            self.t = latest_ms
+        if len(self.a) > max_keys + max_keys // 2:
+            floor = min_weight * float(2.0 ** max(span, 0.0))
+            top = heapq.nlargest(max_keys, self.a.items(), key=lambda kv: abs(kv[1]))
+            self.a = {k: v for k, v in top if abs(v) >= floor}
 
     def affinities_at(self, now_ms: int, half_life_s: float) -> dict[str, float]:
         """The affinities decayed to ``now_ms``."""
