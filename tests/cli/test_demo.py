@@ -15,7 +15,7 @@ from shopkeep.storage import open_store
 def test_demo_ingests_trains_and_shows_recommendations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"sqlite:///{tmp_path}/demo.db"
     code = main(["demo", "--items", "400", "--shoppers", "300", "--days", "6", "--models", "pop,itemknn",
-                 "--store", uri])
+                 "--store", uri, "--no-serve"])
     out = capsys.readouterr().out
     assert code == 0
     assert "itemknn" in out and "Recommended for" in out and "demo finished" in out

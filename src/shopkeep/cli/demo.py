@@ -3,7 +3,9 @@
 Generates shopkeep's own synthetic store, ingests its catalog and event stream into the SQLite default
 through the real write path, reads the interaction sequences back from the stored event log, trains and
 evaluates the recommenders (leave-one-out, full ranking), and shows recommendations for a shopper and
-for an item — with titles and prices read back from the stored catalog.
+for an item — with titles and prices read back from the stored catalog. Then it trains serving
+artifacts and starts the HTTP service on the demo store (``--no-serve`` stops after the first phase;
+``--check`` uses a small store, starts the service as a subprocess, calls every endpoint once and exits).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ def register(sub: Any) -> None:
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     p.add_argument("--store", default="sqlite:///.shopkeep/demo.db",
                    help="storage URI (a sqlite file given here is recreated on every run)")
+    p.add_argument("--port", type=int, default=8000, help="port of the demo service (127.0.0.1)")
+    p.add_argument("--workers", type=int, default=1, help="service worker processes (> 1 needs --online redis://)")
+    p.add_argument("--online", default="memory://", help="online state URI for the service")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser once the service is ready")
+    p.add_argument("--auth", action="store_true", help="require API keys (printed at start) even on loopback")
+    p.add_argument("--no-serve", action="store_true", help="stop after training and evaluation")
+    p.add_argument("--check", action="store_true",
+                   help="small store, start the service, call every endpoint once over HTTP, exit 0 if all pass")
     p.set_defaults(handler=run)
 
 
@@ -146,6 +156,13 @@ def run(args: argparse.Namespace) -> int:
     from shopkeep.simulate import StoreConfig, calibration_report, generate_store
 
     console = Console()
+    if args.check:
+        args.items, args.shoppers, args.days = min(args.items, 300), min(args.shoppers, 200), min(args.days, 5)
+        args.models = "pop,itemknn"
+    if args.workers > 1 and not args.no_serve:
+        from shopkeep.cli.serve import check_serve_args
+
+        check_serve_args(args.workers, args.online, "127.0.0.1", True)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in available_models()]
     if unknown:
@@ -174,6 +191,30 @@ def run(args: argparse.Namespace) -> int:
                   f"data kept in {args.store}")
     if args.store.startswith("sqlite:///") and shutil.which("sqlite3"):
         console.print(f"inspect it with: sqlite3 {args.store.removeprefix('sqlite:///')}")
+    if args.no_serve:
+        return 0
+    return _service_phase(console, args, synthetic)
+
+
+def _service_phase(console: Any, args: argparse.Namespace, synthetic: Any) -> int:
+    from shopkeep.cli import demo_service
+
+    if args.store.startswith("memory://"):
+        from shopkeep.errors import ValidationError
+
+        raise ValidationError("--store", args.store, "the service needs a store it can reopen (sqlite:/// or postgresql://)")
+    root = Path(".shopkeep") / "demo-artifacts"
+    if args.store.startswith("sqlite:///"):
+        root = Path(args.store.removeprefix("sqlite:///")).parent / "demo-artifacts"
+    console.rule("[bold]shopkeep service")
+    demo_service.train_for_demo(console, args.store, root)
+    if args.check:
+        last = synthetic.events[-1]
+        ok = demo_service.check_service(console, args.store, root, last.anonymous_id or "demo-shopper",
+                                        synthetic.items[0].item_id)
+        console.print("[green]demo --check passed[/green]" if ok else "[red]demo --check FAILED[/red]")
+        return 0 if ok else 1
+    demo_service.serve_demo(console, args, args.store, root)
     return 0
 
 

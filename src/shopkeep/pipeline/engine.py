@@ -35,12 +35,18 @@ from shopkeep.catalog import CatalogRepository
 from shopkeep.catalog.schema import item_to_dict, parse_item
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.config import Config
-from shopkeep.errors import ValidationError
+from shopkeep.errors import ShopkeepError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, SlateRecord
 from shopkeep.events.schema import parse_event
 from shopkeep.features import FeatureConfig, SessionFeatures
 from shopkeep.features.context import Context, ContextRequest, ScoredItem
-from shopkeep.pipeline.artifacts import LoadedArtifacts, latest_artifacts, load_artifacts, read_popularity
+from shopkeep.pipeline.artifacts import (
+    LoadedArtifacts,
+    latest_artifacts,
+    load_artifacts,
+    read_manifest,
+    read_popularity,
+)
 from shopkeep.pipeline.ingest import Ingestor, IngestReport
 from shopkeep.pipeline.policy_stage import PolicyStage, default_policy_stage
 from shopkeep.pipeline.slatelog import SlateLogger
@@ -126,6 +132,7 @@ class Engine:
         self._ingestor = Ingestor(self._recorder, self.config)  # type: ignore[arg-type]
         self._write_lock = threading.Lock()
         self._swap_lock = threading.Lock()
+        self._closed = threading.Event()
         self.catalog = CatalogRepository(store)
         self.profiles = ProfileRepository(store)
         start = time.perf_counter()
@@ -299,6 +306,21 @@ class Engine:
         log.info("engine now serves artifacts %s", loaded.version)
         return loaded.version
 
+    def watch_artifacts(self, root: str | Path, *, interval_s: float = 5.0) -> threading.Thread:
+        """Poll ``root``'s LATEST pointer every ``interval_s`` and hot-swap when it names a new version."""
+        def run() -> None:
+            while not self._closed.wait(interval_s):
+                found = latest_artifacts(root)
+                if found is not None and read_manifest(found).version != self.version:
+                    try:
+                        self.load_artifacts(found)
+                    except ShopkeepError as exc:
+                        log.error("could not load artifacts %s: %s", found, exc)
+
+        thread = threading.Thread(target=run, name="shopkeep-artifact-watch", daemon=True)
+        thread.start()
+        return thread
+
     @property
     def version(self) -> str | None:
         """The artifact version in use."""
@@ -319,6 +341,7 @@ class Engine:
 
     def close(self) -> None:
         """Flush the slate log and release the store and the online state."""
+        self._closed.set()
         if self.slate_log is not None:
             self.slate_log.close()
         self.store.close()

@@ -210,14 +210,15 @@ def _api_keys(config: Config, auth: bool | None) -> ApiKeys:
 
 
 def create_app(config: Config | None = None, engine: Engine | None = None, *, auth: bool | None = None,
-               max_body_bytes: int | None = None) -> FastAPI:
-    """The FastAPI app. Without ``engine`` one is opened from ``config.storage`` (and closed on shutdown).
+               max_body_bytes: int | None = None, owns_engine: bool = False) -> FastAPI:
+    """The FastAPI app. Without ``engine`` one is opened from ``config.storage`` at startup; an engine
+    opened here (or given with ``owns_engine``) is closed on shutdown.
 
     ``auth`` overrides ``serving.auth``; with auth on, ``serving.api_keys`` must name at least one key.
     """
     config = config or Config()
     keys = _api_keys(config, auth)
-    owned = engine is None
+    owned = engine is None or owns_engine
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
