@@ -111,3 +111,20 @@ def test_bad_input_is_rejected_with_field_names() -> None:
     model = SASRec(**FAST, epochs_without_validation=1).fit(train)
     with pytest.raises(ValidationError, match="histories"):
         model.score([np.array([N_ITEMS])])
+
+
+def test_time_budget_stops_training_and_keeps_best_weights() -> None:
+    train, seqs, _ = _pattern_data()
+    calls: list[np.ndarray] = []
+
+    def slow_validate(m: SASRec) -> float:
+        import time
+
+        time.sleep(0.3)
+        calls.append(m.score(seqs[:5]))
+        return float(len(calls))
+
+    model = SASRec(**FAST, max_epochs=50, patience=50, max_train_seconds=1.0).fit(train, slow_validate)
+    assert 1 <= len(model.history_) <= 3
+    assert model.history_[-1]["seconds"] < 2.5
+    np.testing.assert_array_equal(model.score(seqs[:5]), calls[-1])

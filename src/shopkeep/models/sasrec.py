@@ -134,7 +134,8 @@ class SASRec:
     """Self-attentive sequential recommender (see the module docstring).
 
     ``max_epochs`` caps training; without a ``validate`` callback it trains ``epochs_without_validation``
-    epochs. ``max_train_seconds`` stops training early (the best weights so far are kept).
+    epochs. ``max_train_seconds`` (wall clock, validation included) stops training before an epoch
+    expected to end past it; the best weights so far are kept. ``history_`` holds one record per epoch.
     """
 
     name = "sasrec"
@@ -249,9 +250,11 @@ class SASRec:
                     best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
                 else:
                     waited += 1
-            record["seconds"] = time.monotonic() - start
+            record["seconds"] = elapsed = time.monotonic() - start
             self.history_.append(record)
-            if waited >= self.patience or record["seconds"] > self.max_train_seconds:
+            # Stop before an epoch that would end past the budget (the last one predicts the next one's cost).
+            last_cost = elapsed - (self.history_[-2]["seconds"] if len(self.history_) > 1 else 0.0)
+            if waited >= self.patience or elapsed + last_cost > self.max_train_seconds:
                 break
         if best_state is not None:
             self.net_.load_state_dict(best_state)
