@@ -322,3 +322,15 @@ def test_parallel_parsing_gives_the_same_result(tmp_path: Path) -> None:
     assert results[0] == results[1]
     assert results[0][0] == (398, 1, 1) and len(results[0][3]) == 1
     assert results[0][3][0].startswith("line 51: line='{broken': is not valid JSON: ")
+
+
+def test_report_names_each_events_session(opener: Opener) -> None:
+    ing = Ingestor(opener())
+    first = ing.ingest_batch([view("e1", 0), view("e2", 100), view("e3", 5, session_id="s-1")])
+    s1, s2 = ing.sessions_of("a-1")
+    assert first.sessions == {"e1": s1, "e2": s2, "e3": "s-1"}
+    bridged = ing.ingest_batch([view("e4", 25), view("e5", 50), view("e6", 75), view("e1", 0),
+                                {**view("e2", 100), "item_id": "other"}])
+    (merged,) = ing.sessions_of("a-1")
+    assert merged == s1  # the conflicting e2 is not named:
+    assert bridged.sessions == {"e4": merged, "e5": merged, "e6": merged, "e1": merged}

@@ -34,7 +34,7 @@ from shopkeep.config import Config
 from shopkeep.errors import ConflictError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, events_of_session, events_of_user
 from shopkeep.events.schema import canonical_json, clean_event, clean_line, now_epoch_ms
-from shopkeep.events.sessions import Sessionizer, state_key
+from shopkeep.events.sessions import Sessionizer, SessionState, chains, state_key
 from shopkeep.profiles import IdentityGraph
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Event
@@ -49,7 +49,9 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 class IngestReport:
     """What an ingest did. ``errors``/``conflict_errors`` keep the first 1000 of each; counts are exact.
 
-    ``stored`` is False when reject mode refused a whole file (then ``accepted`` is 0).
+    ``stored`` is False when reject mode refused a whole file (then ``accepted`` is 0). ``sessions``
+    maps each stored or duplicate event_id to its session id as of this ingest (``ingest_batch``
+    only; a later late event can merge sessions, see :mod:`shopkeep.events.sessions`).
     """
 
     accepted: int = 0
@@ -61,6 +63,7 @@ class IngestReport:
     conflict_errors: tuple[ConflictError, ...] = ()
     stored: bool = True
     seconds: float = 0.0
+    sessions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def seen(self) -> int:
@@ -73,7 +76,7 @@ class IngestReport:
             self.rejected + other.rejected, self.logins_linked + other.logins_linked,
             (self.errors + other.errors)[:MAX_REPORTED_ERRORS],
             (self.conflict_errors + other.conflict_errors)[:MAX_REPORTED_ERRORS],
-            self.stored and other.stored, self.seconds + other.seconds,
+            self.stored and other.stored, self.seconds + other.seconds, {**self.sessions, **other.sessions},
         )
 
 
@@ -184,10 +187,10 @@ class Ingestor:
             except ValidationError as exc:
                 line = first_line + i
                 errors.append(exc if exc.line else ValidationError(exc.field, exc.value, exc.reason, line=line))
-        report = self._store(_Batch().add_all(parsed), errors)
+        report = self._store(_Batch().add_all(parsed), errors, with_sessions=True)
         return replace(report, seconds=time.perf_counter() - start)
 
-    def _store(self, batch: _Batch, errors: list[ValidationError]) -> IngestReport:
+    def _store(self, batch: _Batch, errors: list[ValidationError], *, with_sessions: bool = False) -> IngestReport:
         conflicts = list(batch.conflicts)
         events = batch.events
         if not events:
@@ -206,13 +209,34 @@ class Ingestor:
             conflicts += [_conflict(ev.event_id, ev.line, "is already stored with a different payload (not changed)")
                           for ev in events if ev.event_id in refused]
         self.sessionizer.commit(states)
+        sessions = self._session_ids(events, labels, states, refused) if with_sessions else {}
         logins = [(str(ev.anonymous_id), str(ev.user_id), ev.ts_ms) for ev in events
                   if ev.is_login and ev.event_id not in refused]  # a login carries both ids (schema)
         linked = self.graph.link_many(logins) if logins else 0
         return IngestReport(
             len(result.inserted), batch.duplicates + len(result.duplicates), len(conflicts), len(errors), linked,
-            tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]),
+            tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]), sessions=sessions,
         )
+
+    def _session_ids(self, events: Sequence[Parsed], labels: Sequence[str], states: Mapping[str, SessionState],
+                     refused: set[str]) -> dict[str, str]:
+        """event_id -> session id now (client-given, or the chain holding the event's run label)."""
+        out: dict[str, str] = {}
+        by_key: dict[str, dict[str, str]] = {}
+        gap = self.sessionizer.gap_ms
+        for ev, label in zip(events, labels, strict=True):
+            if ev.event_id in refused:
+                continue
+            if ev.session_id is not None:
+                out[ev.event_id] = ev.session_id
+                continue
+            key = state_key(ev.anonymous_id, ev.user_id)
+            found = by_key.get(key)
+            if found is None:
+                found = by_key[key] = {lab: s.session_id for s in chains(key[2:], states[key].runs, gap)
+                                       for lab in s.labels}
+            out[ev.event_id] = found.get(label, label)
+        return out
 
     def ingest_jsonl(
         self,
