@@ -3,8 +3,8 @@
 Affinities are stored as values at one reference time ``t`` (epoch ms); the value at time ``u`` is
 ``v · 2^(−(u − t)/half_life)``. An event at time ``e`` adds ``w · 2^(−(t − e)/half_life)`` (a late
 event decays from its own time; a later one adds more than ``w``), and ``t`` moves forward, with
-every value rescaled, only once events run far ahead of it — not on every write. The result does not depend on arrival order (up to float
-rounding and to pruning of keys below ``min_weight``).
+every value rescaled, only once events run far ahead of it — not on every write. The result does
+not depend on arrival order (up to float rounding and to the pruning of weak keys).
 
 >>> s = State()
 >>> s.add({"cat:tea": 2.0}, 0, 1.0)                # half-life 1 s, event at 0 ms
@@ -48,10 +48,10 @@ def decay_factor(dt_ms: float, half_life_s: float) -> float:
 class State:
     """Mutable working copy of one state record (``sess:``, ``user:`` or ``anon:`` key).
 
-    ``t``: reference epoch ms of ``a`` (at or before the latest event); ``a``: affinity key → value at ``t``; ``r``: recent
-    ``[item_id, ms]`` in time order (repeats in a row are merged on read); ``c``: cart ``item_id → [in_cart,
-    ms]`` (last event wins, by time); ``p``/``g``: purchased item / variant group → last purchase ms;
-    ``s``: session ids seen (long-term records only, for erasure).
+    ``t``: reference epoch ms of ``a`` (at or before the latest event); ``a``: affinity key → value
+    at ``t``; ``r``: recent ``[item_id, ms]`` in time order (repeats in a row are merged on read);
+    ``c``: cart ``item_id → [in_cart, ms]`` (last event wins, by time); ``p``/``g``: purchased
+    item / variant group → last purchase ms; ``s``: session ids seen (long-term records only, for erasure).
     """
 
     t: int = 0
