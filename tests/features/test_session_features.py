@@ -335,6 +335,8 @@ def test_bad_input_is_refused_and_nothing_is_written(features: SessionFeatures, 
     features.online.set_many({"sess:broken": b"not json"})
     with pytest.raises(StorageError, match="unreadable"):
         features.context(ContextRequest(session_id="broken"))
+    with pytest.raises(ValidationError, match="timezone"):
+        features.context(ContextRequest(session_id="bad", now=datetime(2026, 11, 2, 9, 0)))
     with pytest.raises(ValidationError, match=r"weights\.bogus"):
         FeatureConfig(weights={"bogus": 1.0})
     with pytest.raises(ValidationError, match="max_recent"):

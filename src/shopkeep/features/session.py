@@ -180,6 +180,8 @@ class SessionFeatures:
         """The request's :class:`Context`: hot state decayed to ``request.now`` (else the wall clock),
         session and long-term state merged, the profile's consent, region and preferences applied."""
         now = request.now if request.now is not None else datetime.now(UTC)
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValidationError("now", request.now, "must be timezone-aware (UTC)")
         now_ms = to_epoch_ms(now)
         user_id = request.user_id if request.user_id is not None else (profile.user_id if profile else None)
         sess_key, user_key, anon_key = state_keys(session_id=request.session_id, user_id=user_id,
