@@ -55,7 +55,7 @@ def baskets_from_events(events: Iterable[Event]) -> list[list[str]]:
 class AssociationRules:
     """Pairwise association rules (see the module docstring); ``max_rules`` per antecedent by confidence."""
 
-    def __init__(self, min_count: int = 3, min_confidence: float = 0.01, min_lift: float = 1.2,
+    def __init__(self, min_count: int = 2, min_confidence: float = 0.01, min_lift: float = 1.0,
                  max_rules: int = 200) -> None:
         self.min_count = min_count
         self.min_confidence = min_confidence
