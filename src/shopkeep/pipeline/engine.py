@@ -39,7 +39,7 @@ from shopkeep.errors import ShopkeepError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, SlateRecord
 from shopkeep.events.schema import parse_event
 from shopkeep.features import FeatureConfig, SessionFeatures
-from shopkeep.features.context import Context, ContextRequest, ScoredItem
+from shopkeep.features.context import Context, ContextRequest
 from shopkeep.pipeline.artifacts import (
     LoadedArtifacts,
     latest_artifacts,
@@ -53,6 +53,7 @@ from shopkeep.pipeline.slatelog import SlateLogger
 from shopkeep.pipeline.stages import SourceSet, build_sources
 from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
+from shopkeep.ranking import Ranker, ScoredItem
 from shopkeep.retrieval.base import FusedCandidate
 from shopkeep.storage import open_online_state, open_store
 from shopkeep.storage.base import AppendResult, LogRecord, OnlineState, Store
@@ -96,6 +97,7 @@ class _Bindings:
 
     sources: SourceSet
     policy: PolicyStage
+    ranker: Ranker
 
     @property
     def snapshot(self) -> CatalogSnapshot:
@@ -124,7 +126,8 @@ class Engine:
 
     def __init__(self, store: Store, online: OnlineState, config: Config | None = None, *,
                  features: FeatureConfig | None = None, artifacts: LoadedArtifacts | None = None,
-                 policy: PolicyStage | None = None, log_slates: bool = True) -> None:
+                 policy: PolicyStage | None = None, ranker: Ranker | None = None, log_slates: bool = True,
+                 policy_refresh_s: float = 2.0) -> None:
         self.store = store
         self.online = online
         self.config = config or Config()
@@ -139,7 +142,9 @@ class Engine:
         snapshot = CatalogSnapshot.from_repository(self.catalog)
         popularity = read_popularity(artifacts.path) if artifacts is not None else None
         sources = build_sources(snapshot, artifacts, popularity)
-        self._bindings = _Bindings(sources, policy or default_policy_stage(store))
+        self._bindings = _Bindings(sources, policy or default_policy_stage(store, online), ranker or Ranker())
+        self.policy_refresh_s = policy_refresh_s
+        self._policy_checked = time.monotonic()
         self.features = SessionFeatures(online, lambda: self._bindings.snapshot, features)
         self.slate_log = SlateLogger(store) if log_slates else None
         self.started_at = datetime.now(UTC)
@@ -188,6 +193,7 @@ class Engine:
 
     def recommend_many(self, requests: Sequence[ContextRequest]) -> list[Slate]:
         """Slates for a batch of requests: one retrieval call for all of them."""
+        self._refresh_policy()
         bindings = self._bindings  # read once: a swap during this call does not affect it
         for i, req in enumerate(requests):
             if req.user_id is None and req.anonymous_id is None:
@@ -207,7 +213,9 @@ class Engine:
                                                                  [masks[i] for i in rows], k=RETRIEVAL_K)
             for i, cands in zip(rows, found, strict=True):
                 fused[i] = cands
-        slates = [self._finish(bindings, ctx, cands) for ctx, cands in zip(contexts, fused, strict=True)]
+        ranked = bindings.ranker.rank_many(contexts, fused, bindings.snapshot)
+        slates = [self._finish(bindings, ctx, cands, rk)
+                  for ctx, cands, rk in zip(contexts, fused, ranked, strict=True)]
         if self.slate_log is not None:
             self.slate_log.add([self._record(ctx, s) for ctx, s in zip(contexts, slates, strict=True)])
         return slates
@@ -215,8 +223,20 @@ class Engine:
     def _profiles(self, user_ids: list[str]) -> dict[str, Profile]:
         return self.profiles.get_many(user_ids) if user_ids else {}
 
-    def _finish(self, bindings: _Bindings, ctx: Context, cands: list[FusedCandidate]) -> Slate:
-        ranked = [ScoredItem(c.item_id, c.score, c.sources) for c in cands]
+    def _refresh_policy(self) -> None:
+        """Pick up a policy version another worker saved (checked every ``policy_refresh_s``)."""
+        now = time.monotonic()
+        if now - self._policy_checked < self.policy_refresh_s:
+            return
+        self._policy_checked = now
+        old = self._bindings
+        fresh = old.policy.refreshed()
+        if fresh is not old.policy:
+            with self._swap_lock:
+                self._bindings = replace(self._bindings, policy=fresh)
+
+    def _finish(self, bindings: _Bindings, ctx: Context, cands: list[FusedCandidate],
+                ranked: Sequence[ScoredItem]) -> Slate:
         chosen, trace = bindings.policy.apply(ctx, ranked, bindings.snapshot)
         snap = bindings.snapshot
         items = []
@@ -239,6 +259,7 @@ class Engine:
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
             "candidates": len(cands), "affinities": {k: round(v, 4) for k, v in top},
             "recent_items": list(ctx.recent_items[-10:]),
+            "objective": bindings.ranker.objective.to_dict(),
             "items": [{"item_id": ch.item_id, "final_score": ch.score,
                        "fused_score": fused[ch.item_id].score if ch.item_id in fused else None,
                        "sources": {s: {"score": sc, "rank": rk} for s, (sc, rk) in sorted(ch.sources.items())},
