@@ -155,7 +155,7 @@ def main() -> None:
     prefix = f"bench-features:{uuid.uuid4().hex[:8]}:"
     backends: list[tuple[str, Callable[[], OnlineState]]] = [
         ("memory://", lambda: open_online_state("memory://")),
-        (args.redis, lambda: open_online_state(f"{args.redis}?prefix={prefix}")),
+        ("redis", lambda: open_online_state(f"{args.redis}?prefix={prefix}")),
     ]
     table = Table(title="SessionFeatures: update (batches of 100) and context()")
     for col in ("online state", "update events/s", "update CPU us/event", "context p50 us", "context p99 us",
@@ -181,7 +181,7 @@ def main() -> None:
                           f"{statistics.fmean(lat):.0f}")
     console.print(table)
     try:
-        redis_note = f"Redis {redis_version(args.redis)} on loopback"
+        redis_note = f"Redis {redis_version(args.redis)} at {args.redis}"
     except Exception as exc:  # the version is informative only
         redis_note = f"Redis version unknown ({exc})"
     console.print(f"hardware: {hardware()}; {redis_note}; load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
