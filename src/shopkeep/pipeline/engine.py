@@ -20,6 +20,7 @@ current :class:`_Bindings` once, so a request in flight finishes on the version 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -352,7 +353,7 @@ class Engine:
         """Liveness/readiness: catalog size, artifact and policy versions, storage URIs (no secrets)."""
         b = self._bindings
         return {"status": "ok", "items": int(np.count_nonzero(b.snapshot.active)), "artifacts": b.sources.version,
-                "policy_version": b.policy.version, "sources": sorted(b.sources.sources),
+                "policy_version": b.policy.version, "sources": sorted(b.sources.sources), "worker_pid": os.getpid(),
                 "started_at": self.started_at.isoformat().replace("+00:00", "Z")}
 
     def flush(self) -> None:
