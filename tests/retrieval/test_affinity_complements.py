@@ -68,7 +68,7 @@ def test_affinity_orders_by_strongest_key_and_scales_its_weight(world: Any) -> N
     n_match = int(match.sum())
     assert match[snap.indices([c.item_id for c in cands[:n_match]])].all(), "strongest key first"
     assert len(cands) == int((match | snap.category_mask("beauty")).sum()), "only matching items"
-    assert src.context_weight(ctx) == 1.0
+    assert src.context_weight(ctx) == src.explicit_boost, "attr above every cat, no recent items: explicit"
     faint = Context(ContextRequest(), now_ms=0, affinities={"cat:beauty": 1.0})
     assert src.context_weight(faint) == pytest.approx(0.25)
     assert src.context_weight(Context(ContextRequest(), now_ms=0)) == 0.0
@@ -121,3 +121,49 @@ def test_baskets_from_the_synthetic_store(world: Any) -> None:
     assert baskets and all(len(set(b)) == len(b) for b in baskets)
     purchases = {e.item_id for e in world.store.events if str(e.type) == "purchase"}
     assert purchases <= {i for b in baskets for i in b}
+
+
+def _browse(world: Any, rng: np.random.Generator, n: int) -> Context:
+    """A session that only viewed ``n`` random items (every key of an item +VIEW)."""
+    snap = world.snapshot
+    hist = tuple(snap.item_ids[int(i)] for i in rng.choice(snap.n, size=n, replace=False))
+    aff: dict[str, float] = {}
+    for item in hist:
+        for k in snap.affinity_keys(snap.index[item]):
+            aff[k] = aff.get(k, 0.0) + VIEW
+    return Context(ContextRequest(surface="home"), now_ms=0, recent_items=hist, affinities=aff)
+
+
+def test_affinity_weight_is_boosted_by_filters_and_not_by_browsing(world: Any) -> None:
+    """The explicit-signal rule both ways: browsing never boosts; three filters on a random value do."""
+    snap = world.snapshot
+    src: AffinitySource = world.sources["affinity"]
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 5, 8, 20):
+        for _ in range(10):
+            ctx = _browse(world, rng, n)
+            assert not src.explicit(ctx), (n, ctx.recent_items)
+            assert src.context_weight(ctx) <= 1.0
+    values = _attribute_values(snap, 0.05, 0.30)
+    for n in rng.choice(len(values), size=min(15, len(values)), replace=False):
+        key, value = values[int(n)]
+        ctx = _session(world, rng, key, value)
+        assert src.explicit(ctx), (key, value)
+        assert src.context_weight(ctx) == pytest.approx(src.explicit_boost)
+        # the tie case: every viewed item holds the value and sits in one category, so w(attr) == w(cat)
+        holders = np.flatnonzero(snap.attribute_mask(key, value))
+        top_cat = snap.items[int(holders[0])].category[0]
+        same = [int(i) for i in holders if snap.items[int(i)].category[:1] == (top_cat,)][:4]
+        aff: dict[str, float] = {}
+        for i in same:
+            for k in snap.affinity_keys(i):
+                aff[k] = aff.get(k, 0.0) + VIEW
+        hist = tuple(snap.item_ids[i] for i in same)
+        assert aff[f"attr:{key}={value}"] == aff[f"cat:{top_cat.strip().lower()}"]
+        assert not src.explicit(Context(ContextRequest(), now_ms=0, recent_items=hist, affinities=aff))
+        aff[f"attr:{key}={value}"] += 3 * FILTER
+        assert src.explicit(Context(ContextRequest(), now_ms=0, recent_items=hist, affinities=aff))
+    off = Context(ContextRequest(), now_ms=0, personalize=False, affinities={f"attr:{key}={value}": 9.0})
+    assert not src.explicit(off) and src.context_weight(off) == 0.0
+    with pytest.raises(ValidationError):
+        AffinitySource(snap, explicit_boost=0.5)

@@ -24,8 +24,11 @@ from shopkeep.retrieval.base import Candidate, CandidateSource, FusedCandidate, 
 __all__ = ["SURFACE_WEIGHTS", "Retriever", "WeightedSource", "fuse"]
 
 #: Default sources and fusion weights per surface (sources missing from a retriever are skipped).
+#: ``affinity`` is context-dependent (:meth:`AffinitySource.context_weight`): x1 while the session only
+#: browses, x3 (``explicit_boost``) once an explicit signal such as filters puts an ``attr:`` key above
+#: every ``cat:`` key; a flat large weight would drown the sequential source for browsing sessions.
 SURFACE_WEIGHTS: Mapping[str, Mapping[str, float]] = {
-    "home": {"sequential": 1.0, "affinity": 3.0, "two_tower": 1.0, "popular": 0.3},
+    "home": {"sequential": 1.0, "affinity": 1.0, "two_tower": 1.0, "popular": 0.3},
     "pdp": {"covisit": 1.0, "content": 0.7, "complements": 0.7},
     "cart": {"complements": 1.0, "covisit": 0.7},
     "search": {"affinity": 1.0, "popular": 0.3},
@@ -34,7 +37,7 @@ SURFACE_WEIGHTS: Mapping[str, Mapping[str, float]] = {
 
 @runtime_checkable
 class WeightedSource(Protocol):
-    """Capability: a source whose fusion weight depends on the context (multiplier in [0, 1])."""
+    """Capability: a source whose fusion weight depends on the context (a multiplier >= 0)."""
 
     def context_weight(self, context: Context) -> float:
         """Multiplier for the source's fusion weight for this context."""

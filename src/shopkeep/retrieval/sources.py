@@ -284,7 +284,18 @@ class AffinitySource:
     item that does not: three filter events on one value put that value first. Only matching items
     are returned. :meth:`context_weight` scales the source's fusion weight by the strongest key's
     weight, saturating at ``saturation`` (default 4: two filter events or four views at the
-    features' default event weights), so one faint view does not take over a slate.
+    features' default event weights), so one faint view does not take over a slate, and multiplies
+    it by ``explicit_boost`` (default 3) only when :meth:`explicit` holds.
+
+    The explicit-signal rule (:meth:`explicit`): a view, click, cart or purchase adds the same weight
+    to *every* key of its item (its ``cat:`` levels and its ``attr:`` values alike), while a filter
+    adds weight to one ``attr:`` key only. So with ``A`` the strongest ``attr:`` key and ``C`` the
+    strongest ``cat:`` key, and ``n(K)`` the number of the context's recent items holding key ``K``,
+    item interactions alone predict ``w(A) ~= w(C) * n(A) / n(C)``. The signal is explicit when
+    ``w(A) >= w(C)`` (the attribute is above every category) and the part of ``w(A)`` the recent items
+    do not explain, ``w(A) - w(C) * n(A) / max(n(C), 1)``, is at least ``explicit_tolerance * w(C)``
+    (at least ``explicit_min`` when there is no ``cat:`` key). Browsing alone therefore keeps the
+    weight at ~1 x; three filters on one value make it ``explicit_boost`` x.
     """
 
     def __init__(
@@ -298,7 +309,17 @@ class AffinitySource:
         prior_weight: float = 0.05,
         key_discount: float = 0.5,
         saturation: float = 4.0,
+        explicit_boost: float = 3.0,
+        explicit_tolerance: float = 0.5,
+        explicit_min: float = 1.0,
     ) -> None:
+        if not explicit_boost >= 1.0:
+            raise ValidationError("explicit_boost", explicit_boost, "must be >= 1")
+        if not explicit_tolerance >= 0.0 or not explicit_min > 0.0:
+            raise ValidationError("explicit_tolerance", (explicit_tolerance, explicit_min),
+                                  "tolerance must be >= 0 and explicit_min > 0")
+        self.explicit_boost, self.explicit_tolerance = explicit_boost, explicit_tolerance
+        self.explicit_min = explicit_min
         if n_keys <= 0:
             raise ValidationError("n_keys", n_keys, "must be > 0")
         if prior is not None and np.asarray(prior).shape != (snapshot.n,):
@@ -318,7 +339,8 @@ class AffinitySource:
         """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
         return type(self)(snapshot, name=self.name, n_keys=self.n_keys, min_weight=self.min_weight,
                           prior=prior, prior_weight=self.prior_weight, key_discount=self.key_discount,
-                          saturation=self.saturation)
+                          saturation=self.saturation, explicit_boost=self.explicit_boost,
+                          explicit_tolerance=self.explicit_tolerance, explicit_min=self.explicit_min)
 
     def key_mask(self, key: str) -> Mask:
         """Items matching one affinity key (all False for unknown kinds, e.g. ``item:``)."""
@@ -353,10 +375,33 @@ class AffinitySource:
         keys.sort(key=lambda kw: (-kw[1], kw[0]))
         return keys[: self.n_keys]
 
+    def explicit(self, context: Context) -> bool:
+        """Whether the strongest ``attr:`` key comes from an explicit signal (a filter), not from the
+        recent items themselves (the rule in the class docstring)."""
+        if not context.personalize:
+            return False
+        attr = max(((w, k) for k, w in context.affinities.items() if k.startswith("attr:") and w > 0), default=None)
+        if attr is None:
+            return False
+        w_a, key_a = attr
+        cat = max(((w, k) for k, w in context.affinities.items() if k.startswith("cat:") and w > 0), default=None)
+        if cat is None:
+            return w_a >= self.explicit_min
+        w_c, key_c = cat
+        if w_a < w_c:
+            return False
+        idx = self.snapshot.indices(list(context.recent_items))
+        idx = idx[idx >= 0]
+        n_a, n_c = int(self.key_mask(key_a)[idx].sum()), int(self.key_mask(key_c)[idx].sum())
+        return w_a - w_c * n_a / max(n_c, 1) >= self.explicit_tolerance * w_c
+
     def context_weight(self, context: Context) -> float:
-        """Multiplier in [0, 1] for this source's fusion weight: strongest key weight / ``saturation``."""
+        """Multiplier for this source's fusion weight: strongest key weight / ``saturation`` (at most 1),
+        times ``explicit_boost`` when :meth:`explicit` holds."""
         keys = self.top_keys(context)
-        return min(1.0, keys[0][1] / self.saturation) if keys else 0.0
+        if not keys:
+            return 0.0
+        return min(1.0, keys[0][1] / self.saturation) * (self.explicit_boost if self.explicit(context) else 1.0)
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items matching its top affinity keys."""
