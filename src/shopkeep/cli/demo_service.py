@@ -61,7 +61,8 @@ def wait_ready(base: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes]
 
 
 def start_server(store_uri: str, artifacts: Path, port: int, *, keys: str | None, workers: int = 1,
-                 online: str = "memory://", log_file: Path | None = None) -> subprocess.Popen[bytes]:
+                 online: str = "memory://", log_file: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     """``shopkeep serve`` as a child process on 127.0.0.1:``port`` (auth on when ``keys`` is given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -71,6 +72,7 @@ def start_server(store_uri: str, artifacts: Path, port: int, *, keys: str | None
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--online", online]
     if keys is None:
         cmd.append("--no-auth")
+    cmd.extend(extra)
     out = log_file.open("wb") if log_file is not None else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 

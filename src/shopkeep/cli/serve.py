@@ -28,6 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("--artifacts", help="artifacts root written by `shopkeep train` (default: serving.artifacts_dir)")
     p.add_argument("--watch", type=float, default=5.0,
                    help="seconds between checks for newer artifacts to hot-swap to (0: never)")
+    p.add_argument("--retrieval-k", type=int, default=500, help="candidates fused per request (cost ~ linear)")
     p.add_argument("--no-auth", action="store_true", help="turn API keys off (loopback addresses only)")
     p.set_defaults(handler=run)
 
@@ -47,7 +48,7 @@ def check_serve_args(workers: int, online: str, host: str, auth: bool) -> None:
 
 
 def serve(*, config_file: str | None, store: str, online: str, host: str, port: int, workers: int,
-          artifacts: str, auth: bool, watch_s: float, api_keys: str | None = None) -> None:
+          artifacts: str, auth: bool, watch_s: float, api_keys: str | None = None, retrieval_k: int = 500) -> None:
     """Run uvicorn until interrupted (the app is built per worker by shopkeep.serving.asgi)."""
     import uvicorn
 
@@ -55,7 +56,7 @@ def serve(*, config_file: str | None, store: str, online: str, host: str, port: 
     os.environ.update({
         "SHOPKEEP_STORAGE__URI": store, "SHOPKEEP_ONLINE_URI": online,
         "SHOPKEEP_SERVING__AUTH": "true" if auth else "false", "SHOPKEEP_SERVING__ARTIFACTS_DIR": artifacts,
-        "SHOPKEEP_WATCH_S": str(watch_s),
+        "SHOPKEEP_WATCH_S": str(watch_s), "SHOPKEEP_RETRIEVAL_K": str(retrieval_k),
     })
     if config_file:
         os.environ["SHOPKEEP_CONFIG_FILE"] = config_file
@@ -79,5 +80,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"shopkeep serving {store} on http://{host}:{port} ({args.workers} worker(s), online state {online}, "
           f"API keys {'required' if auth else 'OFF'})", flush=True)
     serve(config_file=args.config, store=store, online=online, host=host, port=port, workers=args.workers,
-          artifacts=args.artifacts or config.serving.artifacts_dir, auth=auth, watch_s=args.watch)
+          artifacts=args.artifacts or config.serving.artifacts_dir, auth=auth, watch_s=args.watch,
+          retrieval_k=args.retrieval_k)
     return 0

@@ -128,7 +128,7 @@ class Engine:
     def __init__(self, store: Store, online: OnlineState, config: Config | None = None, *,
                  features: FeatureConfig | None = None, artifacts: LoadedArtifacts | None = None,
                  policy: PolicyStage | None = None, ranker: Ranker | None = None, log_slates: bool = True,
-                 policy_refresh_s: float = 2.0) -> None:
+                 policy_refresh_s: float = 2.0, retrieval_k: int = RETRIEVAL_K) -> None:
         self.store = store
         self.online = online
         self.config = config or Config()
@@ -145,6 +145,8 @@ class Engine:
         sources = build_sources(snapshot, artifacts, popularity)
         self._bindings = _Bindings(sources, policy or default_policy_stage(store, online), ranker or Ranker())
         self.policy_refresh_s = policy_refresh_s
+        #: Candidates fused per request; retrieval, ranking and policy cost grow about linearly with it.
+        self.retrieval_k = retrieval_k
         self._policy_checked = time.monotonic()
         self.features = SessionFeatures(online, lambda: self._bindings.snapshot, features)
         self.slate_log = SlateLogger(store) if log_slates else None
@@ -155,14 +157,14 @@ class Engine:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def open(cls, config: Config, *, online_uri: str | None = None, artifacts_dir: str | Path | None = None,
-             log_slates: bool = True) -> Engine:
+             log_slates: bool = True, retrieval_k: int = RETRIEVAL_K) -> Engine:
         """An engine over ``config.storage`` with the newest artifacts under ``serving.artifacts_dir``."""
         store = open_store(config.storage.uri)
         online = open_online_state(online_uri or config.storage.online_uri)
         root = Path(artifacts_dir or config.serving.artifacts_dir)
         found = latest_artifacts(root)
         loaded = load_artifacts(found) if found is not None else None
-        return cls(store, online, config, artifacts=loaded, log_slates=log_slates)
+        return cls(store, online, config, artifacts=loaded, log_slates=log_slates, retrieval_k=retrieval_k)
 
     # -- write path ---------------------------------------------------------------------------
     def ingest(self, raw_events: Sequence[Mapping[str, Any]]) -> IngestReport:
@@ -211,7 +213,7 @@ class Engine:
         fused: list[list[FusedCandidate]] = [[] for _ in contexts]
         for surface, rows in by_surface.items():
             found = bindings.sources.retriever(surface).retrieve([contexts[i] for i in rows],
-                                                                 [masks[i] for i in rows], k=RETRIEVAL_K)
+                                                                 [masks[i] for i in rows], k=self.retrieval_k)
             for i, cands in zip(rows, found, strict=True):
                 fused[i] = cands
         ranked = bindings.ranker.rank_many(contexts, fused, bindings.snapshot)

@@ -2,7 +2,8 @@
 
 ``shopkeep serve`` passes everything through the environment: ``SHOPKEEP_CONFIG_FILE`` (optional
 TOML file), the usual ``SHOPKEEP_<SECTION>__<KEY>`` overrides, ``SHOPKEEP_ONLINE_URI`` (online state),
-``SHOPKEEP_WATCH_S`` (how often to look for newer artifacts; 0 = never).
+``SHOPKEEP_WATCH_S`` (how often to look for newer artifacts; 0 = never), ``SHOPKEEP_RETRIEVAL_K``
+(candidates per request, default 500).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from fastapi import FastAPI
 
 from shopkeep.config import load_config
-from shopkeep.pipeline.engine import Engine
+from shopkeep.pipeline.engine import RETRIEVAL_K, Engine
 from shopkeep.serving.app import create_app
 
 __all__ = ["app_from_env"]
@@ -21,7 +22,8 @@ __all__ = ["app_from_env"]
 def app_from_env() -> FastAPI:
     """Build this worker's app and engine from the environment."""
     config = load_config(os.environ.get("SHOPKEEP_CONFIG_FILE") or None)
-    engine = Engine.open(config, online_uri=os.environ.get("SHOPKEEP_ONLINE_URI") or None)
+    engine = Engine.open(config, online_uri=os.environ.get("SHOPKEEP_ONLINE_URI") or None,
+                         retrieval_k=int(os.environ.get("SHOPKEEP_RETRIEVAL_K", RETRIEVAL_K)))
     watch = float(os.environ.get("SHOPKEEP_WATCH_S", "0") or 0)
     if watch > 0:
         engine.watch_artifacts(config.serving.artifacts_dir, interval_s=watch)

@@ -1,0 +1,229 @@
+"""Open-loop load test of the HTTP service on loopback (asyncio + httpx), load generator on the same machine.
+
+Builds a synthetic store (``--items``), trains itemknn artifacts, starts ``shopkeep serve`` as a
+subprocess (``--workers``, ``--online``; auth off on loopback), then measures:
+
+1. ``POST /v1/events`` throughput, batches of 100 new events over ``--sessions`` distinct sessions;
+2. ``GET /v1/recommendations`` latency at ``--rate`` requests/s, open loop (each request is sent at
+   its scheduled time whatever the previous ones did; latency counts from the scheduled time, so
+   queueing shows), for random sessions among ``--sessions``, with one new event posted for every
+   ``--interleave`` requests so the sessions' state keeps changing. The engine has no response cache
+   (every request runs context -> retrieval -> ranking -> policy), so the cache hit rate is 0;
+3. event-to-visible latency: post a view, then ask for a slate with ``explain=true`` until the viewed
+   item is among the served context's recent items.
+
+Usage (modest scale)::
+
+    .venv/bin/python benchmarks/latency/serve_load.py --items 5000 --rate 100 --duration 15
+    .venv/bin/python benchmarks/latency/serve_load.py --items 100000 --workers 2 \\
+        --online 'redis://127.0.0.1:6379/15?prefix=bench:' --rate 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shopkeep.catalog import CatalogRepository
+from shopkeep.cli.demo_service import free_port, start_server, wait_ready
+from shopkeep.pipeline.artifacts import train_artifacts
+from shopkeep.pipeline.ingest import Ingestor
+from shopkeep.simulate import StoreConfig, event_to_wire, generate_store
+from shopkeep.storage import open_store
+
+
+def _hardware() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _ts(offset_s: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def build(folder: Path, n_items: int, seed: int) -> tuple[str, Path, list[str]]:
+    """Store + artifacts; returns the store URI, the artifacts root and the item ids."""
+    shoppers = max(500, min(n_items // 5, 10_000))
+    t0 = time.perf_counter()
+    synthetic = generate_store(StoreConfig(n_items=n_items, n_shoppers=shoppers, n_days=7, seed=seed))
+    uri = f"sqlite:///{folder}/bench.db"
+    store = open_store(uri)
+    try:
+        repo = CatalogRepository(store)
+        for start in range(0, len(synthetic.items), 5000):
+            repo.upsert_many(synthetic.items[start:start + 5000])
+        ingestor = Ingestor(store)
+        events = synthetic.events
+        for start in range(0, len(events), 5000):
+            ingestor.ingest_batch([event_to_wire(e) for e in events[start:start + 5000]])
+        train_artifacts(store, folder / "artifacts", ["itemknn"])
+    finally:
+        store.close()
+    print(f"built store: {n_items:,} items, {len(synthetic.events):,} events, trained in "
+          f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return uri, folder / "artifacts", [it.item_id for it in synthetic.items]
+
+
+def _event(session: int, item: str, kind: str = "view") -> dict[str, Any]:
+    return {"event_id": secrets.token_hex(8), "type": kind, "anonymous_id": f"bench-{session}",
+            "session_id": f"bench-s{session}", "item_id": item, "timestamp": _ts(-1)}
+
+
+async def events_throughput(client: httpx.AsyncClient, items: list[str], sessions: int, seconds: float,
+                            concurrency: int = 4) -> tuple[float, int]:
+    """Events/s accepted, batches of 100, ``concurrency`` batches in flight."""
+    rng = random.Random(1)
+    done = [0]
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < end:
+            batch = [_event(rng.randrange(sessions), rng.choice(items)) for _ in range(100)]
+            r = await client.post("/v1/events", json={"events": batch})
+            done[0] += r.json()["accepted"]
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done[0] / (time.perf_counter() - start), done[0]
+
+
+async def open_loop(client: httpx.AsyncClient, items: list[str], sessions: int, rate: float, seconds: float,
+                    interleave: int) -> tuple[list[float], int, int]:
+    """Latencies (ms from the scheduled send time) of GET /v1/recommendations at ``rate``/s."""
+    rng = random.Random(2)
+    latencies: list[float] = []
+    errors = [0]
+    posted = [0]
+    start = time.perf_counter()
+    tasks = []
+
+    async def one(at: float, n: int) -> None:
+        session = rng.randrange(sessions)
+        if interleave and n % interleave == 0:
+            await client.post("/v1/events", json={"events": [_event(session, rng.choice(items))]})
+            posted[0] += 1
+        r = await client.get("/v1/recommendations", params={"anonymous_id": f"bench-{session}",
+                                                            "session_id": f"bench-s{session}", "k": 10})
+        if r.status_code != 200:
+            errors[0] += 1
+        latencies.append((time.perf_counter() - at) * 1000)
+
+    n_total = int(rate * seconds)
+    for n in range(n_total):
+        at = start + n / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(at, n)))
+    await asyncio.gather(*tasks)
+    return latencies, errors[0], posted[0]
+
+
+async def event_to_visible(client: httpx.AsyncClient, items: list[str], trials: int) -> list[float]:
+    """ms from posting a view to the first slate whose context has that item as a recent item."""
+    rng = random.Random(3)
+    out = []
+    for n in range(trials):
+        session = 10_000_000 + n
+        item = rng.choice(items)
+        t0 = time.perf_counter()
+        await client.post("/v1/events", json={"events": [_event(session, item)]})
+        while True:
+            r = await client.get("/v1/recommendations", params={"anonymous_id": f"bench-{session}",
+                                                                "session_id": f"bench-s{session}", "k": 10,
+                                                                "explain": "true"})
+            if item in r.json()["explain"]["recent_items"]:
+                break
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def run_load(base: str, items: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+        for _ in range(50):  # warm-up
+            await client.get("/v1/recommendations", params={"anonymous_id": "warm", "k": 10})
+        eps, n_events = await events_throughput(client, items, args.sessions, args.events_seconds)
+        lat, errors, posted = await open_loop(client, items, args.sessions, args.rate, args.duration, args.interleave)
+        visible = await event_to_visible(client, items, 100)
+    return {"eps": eps, "n_events": n_events, "lat": lat, "errors": errors, "posted": posted, "visible": visible}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--items", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--online", default="memory://")
+    p.add_argument("--rate", type=float, default=100.0, help="target GET /v1/recommendations per second")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of open-loop recommendation load")
+    p.add_argument("--events-seconds", type=float, default=8.0, help="seconds of event ingestion")
+    p.add_argument("--sessions", type=int, default=5000, help="distinct sessions")
+    p.add_argument("--interleave", type=int, default=4, help="post one event every N recommendation requests")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--retrieval-k", type=int, default=500, help="candidates fused per request")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
+        folder = Path(tmp)
+        uri, artifacts, items = build(folder, args.items, args.seed)
+        port = free_port()
+        proc = start_server(uri, artifacts, port, keys=None, workers=args.workers, online=args.online,
+                            log_file=folder / "server.log", extra=("--retrieval-k", str(args.retrieval_k)))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, 300.0, proc)
+            result = asyncio.run(run_load(base, items, args))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lat, vis = result["lat"], result["visible"]
+    achieved = len(lat) / args.duration
+    rows = [
+        ("hardware", _hardware() + " (load generator on the same machine)"),
+        ("service", f"{args.items:,} items, {args.workers} worker(s), online {args.online}, SQLite store, itemknn, "
+                    f"retrieval k {args.retrieval_k}"),
+        ("load", f"{args.sessions:,} sessions, {args.rate:.0f} req/s target for {args.duration:.0f} s open loop, "
+                 f"1 event per {args.interleave} requests ({result['posted']} posted); "
+                 "response cache: none (hit rate 0)"),
+        ("GET /v1/recommendations", f"p50 {_pct(lat, 0.5):.1f} ms, p95 {_pct(lat, 0.95):.1f} ms, "
+                                    f"p99 {_pct(lat, 0.99):.1f} ms, {achieved:.0f} req/s, {result['errors']} errors"),
+        ("POST /v1/events", f"{result['eps']:,.0f} events/s accepted (batches of 100, 4 in flight, "
+                            f"{result['n_events']:,} events)"),
+        ("event -> visible", f"median {statistics.median(vis):.1f} ms, p95 {_pct(vis, 0.95):.1f} ms (post + next GET)"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"shopkeep serve_load ({datetime.now(UTC):%Y-%m-%d})")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
