@@ -5,7 +5,10 @@ candidates, ``r`` is the fused retrieval score divided by the best one, ``p`` th
 divided by the best one and ``m`` the expected contribution margin
 ``p(purchase) x (price - cost - expected return cost)`` divided by the largest absolute one. Items
 without a known price or cost have margin 0. The purchase probability comes from a
-:class:`PurchaseModel` (default :class:`RelevancePrior`: ``base_rate`` x ``r``).
+:class:`PurchaseModel` (default :class:`RelevancePrior`: ``base_rate`` x ``r``). With a
+:class:`HeadModel` (the learned re-ranker, :mod:`shopkeep.ranking.learned`) ``r`` is its calibrated
+p(click) divided by the best one instead, and ``p`` its calibrated p(purchase).
+:meth:`Ranker.load` falls back to the non-learned ranker when no model is saved or LightGBM is absent.
 
 >>> from shopkeep.features.context import Context, ContextRequest
 >>> from shopkeep.types import Item, Money
@@ -22,9 +25,11 @@ without a known price or cost have margin 0. The purchase probability comes from
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,22 +38,12 @@ import numpy.typing as npt
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
+from shopkeep.ranking.features import Fused
 
-__all__ = ["Fused", "Objective", "PurchaseModel", "Ranker", "RelevancePrior", "ScoredItem"]
+__all__ = ["Fused", "HeadModel", "Objective", "PurchaseModel", "Ranker", "RelevancePrior", "ScoredItem"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class Fused(Protocol):
-    """What the ranker reads from a fused candidate (retrieval's ``Fused`` fits; duck-typed so
-    that ranking does not import retrieval, a sibling layer)."""
-
-    @property
-    def item_id(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def sources(self) -> Mapping[str, tuple[float, int]]: ...
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +84,8 @@ class Objective:
 @dataclass(frozen=True, slots=True)
 class ScoredItem:
     """A ranked candidate: the objective ``score``, the retrieval ``sources`` (name → (score, rank)),
-    and the parts of the score (relevance in [0, 1], purchase probability, expected margin in minor units)."""
+    and the parts of the score (relevance in [0, 1], purchase probability, expected margin in minor
+    units, and the click probability when a learned model gave one, else 0)."""
 
     item_id: str
     score: float
@@ -97,6 +93,7 @@ class ScoredItem:
     relevance: float = 0.0
     p_purchase: float = 0.0
     expected_margin_minor: float = 0.0
+    p_click: float = 0.0
 
 
 @runtime_checkable
@@ -105,6 +102,15 @@ class PurchaseModel(Protocol):
 
     def predict(self, context: Context, fused: Sequence[Fused], snapshot: CatalogSnapshot) -> FloatArray:
         """P(purchase) per candidate, in [0, 1]."""
+
+
+@runtime_checkable
+class HeadModel(Protocol):
+    """Capability: calibrated (p_click, p_purchase) for a batch of requests (the learned re-ranker)."""
+
+    def predict_heads_many(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
+                           snapshot: CatalogSnapshot) -> list[tuple[FloatArray, FloatArray]]:
+        """Per request, p(click) and p(purchase) per candidate."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,19 @@ class Ranker:
         known = (indices >= 0) & (price >= 0) & (cost >= 0)
         return np.where(known, price - cost - self.return_cost_fraction * price, 0.0)
 
+    def _heads(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
+               snapshot: CatalogSnapshot) -> list[tuple[FloatArray | None, FloatArray]]:
+        """Per request (p_click or None, p_purchase): one batch call for a :class:`HeadModel`."""
+        if isinstance(self.model, HeadModel):
+            rows = [r for r, f in enumerate(fused) if f]
+            got = self.model.predict_heads_many([contexts[r] for r in rows], [fused[r] for r in rows], snapshot)
+            out: list[tuple[FloatArray | None, FloatArray]] = [(np.zeros(0), np.zeros(0))] * len(fused)
+            for r, (pc, pp) in zip(rows, got, strict=True):
+                out[r] = (np.asarray(pc, dtype=np.float64), np.asarray(pp, dtype=np.float64))
+            return out
+        return [(None, np.asarray(self.model.predict(c, f, snapshot), dtype=np.float64) if f else np.zeros(0))
+                for c, f in zip(contexts, fused, strict=True)]
+
     def rank_many(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
                   snapshot: CatalogSnapshot) -> list[list[ScoredItem]]:
         """For each context, its candidates scored and sorted best first (ties: fused order)."""
@@ -154,19 +173,49 @@ class Ranker:
             raise ValidationError("fused", len(fused), f"need one candidate list per context ({len(contexts)})")
         obj = self.objective
         out: list[list[ScoredItem]] = []
-        for ctx, cands in zip(contexts, fused, strict=True):
+        for cands, (p_click, p_raw) in zip(fused, self._heads(contexts, fused, snapshot), strict=True):
             if not cands:
                 out.append([])
                 continue
             idx = snapshot.indices([f.item_id for f in cands])
-            rel = _relative(np.array([f.score for f in cands], dtype=np.float64))
-            p = np.clip(np.asarray(self.model.predict(ctx, cands, snapshot), dtype=np.float64), 0.0, 1.0)
+            fused_score = np.array([f.score for f in cands], dtype=np.float64)
+            rel = _relative(fused_score if p_click is None else p_click)
+            click = np.zeros(len(cands)) if p_click is None else p_click
+            p = np.clip(p_raw, 0.0, 1.0)
             margin = p * self.unit_margin_minor(snapshot, idx)
             score = obj.relevance * rel + obj.margin * _relative(margin) + obj.conversion * _relative(p)
             order = np.lexsort((np.arange(len(cands)), -score))
             out.append([ScoredItem(cands[i].item_id, float(score[i]), cands[i].sources, float(rel[i]), float(p[i]),
-                                   float(margin[i])) for i in order.tolist()])
+                                   float(margin[i]), float(click[i])) for i in order.tolist()])
         return out
+
+    @property
+    def learned(self) -> bool:
+        """Whether the model is a learned re-ranker (has click and purchase heads)."""
+        return isinstance(self.model, HeadModel)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the learned model with this ranker's objective (LightGBM text + JSON; see ``learned``)."""
+        if not hasattr(self.model, "save"):
+            raise ValidationError("model", type(self.model).__name__, "only a learned model can be saved")
+        saved: Path = self.model.save(path, {**self.objective.to_dict(),
+                                             "return_cost_fraction": self.return_cost_fraction})
+        return saved
+
+    @classmethod
+    def load(cls, path: str | Path | None, objective: Objective | None = None) -> Ranker:
+        """The learned ranker saved at ``path`` with its saved objective (``objective`` overrides it),
+        or, when ``path`` is None or holds no model or LightGBM is not installed, the non-learned
+        ranker (:class:`RelevancePrior`) — logged as a warning, never an error for a missing model."""
+        from shopkeep.ranking.learned import LearnedModel, lightgbm_available
+
+        if path is None or not (Path(path) / "ranker.json").is_file() or not lightgbm_available():
+            _log.warning("learned ranker unavailable (path=%s, lightgbm=%s): using the non-learned ranker",
+                         path, lightgbm_available())
+            return cls(objective)
+        model, saved = LearnedModel.load(path)
+        rcf = float(saved.pop("return_cost_fraction", 0.0))
+        return cls(objective or (Objective.from_dict(saved) if saved else None), model, rcf)
 
     def rank(self, context: Context, fused: Sequence[Fused], snapshot: CatalogSnapshot) -> list[ScoredItem]:
         """The batch call for one context."""
