@@ -24,13 +24,15 @@ _F64 = npt.NDArray[np.float64]
 _B = npt.NDArray[np.bool_]
 
 
-def diversity_codes(snapshot: CatalogSnapshot, rule: DiversityRule, idx: _I64) -> _I64:
-    """The cap key of each item of ``idx`` under ``rule`` (-1: no key, never capped)."""
+def diversity_codes(snapshot: CatalogSnapshot, rule: DiversityRule, idx: _I64,
+                    vocab: dict[str, int] | None = None) -> _I64:
+    """The cap key of each item of ``idx`` under ``rule`` (-1: no key, never capped). Category codes
+    come from ``vocab`` (grown in place): pass the same dict to compare codes across calls."""
     if rule.by == "brand":
         return snapshot.brand[idx].astype(np.int64)
     if rule.by == "group":
         return snapshot.group[idx].astype(np.int64)
-    codes: dict[str, int] = {}
+    codes: dict[str, int] = {} if vocab is None else vocab
     out = np.full(len(idx), -1, dtype=np.int64)
     for j, i in enumerate(idx.tolist()):
         path = snapshot.category_paths[i]
@@ -46,9 +48,9 @@ def new_item_mask(snapshot: CatalogSnapshot, rule: NewItemFloorRule, idx: _I64, 
     return out
 
 
-def _leaf_codes(snapshot: CatalogSnapshot, idx: _I64) -> _I64:
+def _leaf_codes(snapshot: CatalogSnapshot, idx: _I64, vocab: dict[str, int] | None = None) -> _I64:
     rule = DiversityRule("leaf", "category", 1, 1, -1)
-    return diversity_codes(snapshot, rule, idx)
+    return diversity_codes(snapshot, rule, idx, vocab)
 
 
 def similarity(snapshot: CatalogSnapshot, idx: _I64, other: int) -> _F64:
@@ -99,7 +101,9 @@ class SlateBuilder:
     def _place_pins(self, pins: Sequence[tuple[str, int, int]], n_total: int, trace: list[RuleFiring]) -> dict[
             int, tuple[str, int]]:
         slots: dict[int, tuple[str, int]] = {}
-        for rule_id, want, i in pins:
+        # lowest requested position first (rule order on ties): a pin clamped to a short slate
+        # must not take the exact slot another pin asked for
+        for rule_id, want, i in sorted(pins, key=lambda pin: pin[1]):
             free = [p for p in range(n_total) if p not in slots]
             item_id = self.snapshot.item_ids[i]
             if not free:
@@ -114,9 +118,10 @@ class SlateBuilder:
     def _prepare(self) -> None:
         snap, cand = self.snapshot, self.cand
         self.alive = np.ones(len(cand), dtype=np.bool_)
+        self.vocabs: dict[str, dict[str, int]] = {}
         self.caps: list[tuple[DiversityRule, _I64, _B, dict[int, int]]] = [
-            (r, diversity_codes(snap, r, cand), np.zeros(len(cand), dtype=np.bool_), {})
-            for r in self.policy.of(DiversityRule)]
+            (r, diversity_codes(snap, r, cand, self.vocabs.setdefault(r.id, {})), np.zeros(len(cand), dtype=np.bool_),
+             {}) for r in self.policy.of(DiversityRule)]
         self.floors: list[tuple[NewItemFloorRule, _B, list[int]]] = [
             (r, new_item_mask(snap, r, cand, self.now_ms), [0]) for r in self.policy.of(NewItemFloorRule)]
         novelty = self.policy.of(NoveltyRule)
@@ -125,7 +130,7 @@ class SlateBuilder:
         span = float(s.max() - s.min()) if len(s) else 0.0
         self.rel = (s - s.min()) / span if span > 0 else np.ones(len(s))
         self.maxsim = np.zeros(len(cand))
-        self.leaf = _leaf_codes(snap, cand)
+        self.leaf = _leaf_codes(snap, cand, self.vocabs.setdefault("\0leaf", {}))
         self.held: set[tuple[str, int]] = set()
 
     def _placed(self, p: int, i: int, j: int | None) -> None:
@@ -134,7 +139,7 @@ class SlateBuilder:
         if j is not None:
             self.alive[j] = False
         for cap, codes, blocked, counts in self.caps:
-            code = int(diversity_codes(snap, cap, one)[0])
+            code = int(diversity_codes(snap, cap, one, self.vocabs[cap.id])[0])
             if p < cap.top_k and code >= 0:
                 counts[code] = counts.get(code, 0) + 1
                 if counts[code] >= cap.max_per:
@@ -143,7 +148,7 @@ class SlateBuilder:
             if p < rule.top_k and new_item_mask(snap, rule, one, self.now_ms)[0]:
                 count[0] += 1
         if self.novelty is not None and len(self.cand):
-            leaf = int(_leaf_codes(snap, one)[0])
+            leaf = int(_leaf_codes(snap, one, self.vocabs["\0leaf"])[0])
             sim = _sim(snap.group[self.cand], snap.brand[self.cand], self.leaf, int(snap.group[i]),
                        int(snap.brand[i]), leaf)
             np.maximum(self.maxsim, sim, out=self.maxsim)
