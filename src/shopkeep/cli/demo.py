@@ -19,7 +19,12 @@ from typing import Any
 __all__ = ["DEFAULT_MODELS", "register", "run"]
 
 #: Models the demo trains by default, weakest first.
-DEFAULT_MODELS = ("pop", "segment_pop", "als", "itemknn", "sasrec")
+#: SASRec is left out by default: on the small synthetic store it needs minutes of training to beat
+#: item-kNN, which would break the demo's two-minute budget (``--models ...,sasrec`` adds it).
+DEFAULT_MODELS = ("pop", "segment_pop", "als", "itemknn")
+#: Demo-only overrides that keep an opted-in model within the demo's time budget on two cores (the
+#: benchmarks train the same models without these caps).
+DEMO_PARAMS: dict[str, dict[str, Any]] = {"sasrec": {"max_train_seconds": 45.0, "patience": 3}}
 _BATCH = 5000
 
 
@@ -96,7 +101,8 @@ def _train_and_evaluate(console: Any, dataset: Any, names: list[str], seed: int)
     results, best = [], None
     for name in names:
         with console.status(f"training and evaluating {name} ..."):
-            result, model = run_evaluation(create_model(name), dataset, "seqrec", seed=seed)
+            model = create_model(name, **DEMO_PARAMS.get(name, {}))
+            result, model = run_evaluation(model, dataset, "seqrec", seed=seed)
         results.append(result)
         m = result.metrics
         table.add_row(name, f"{m['hr@10']:.4f}", f"{m['ndcg@10']:.4f}", f"{m['hr@20']:.4f}",
