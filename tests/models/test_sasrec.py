@@ -128,3 +128,11 @@ def test_time_budget_stops_training_and_keeps_best_weights() -> None:
     assert 1 <= len(model.history_) <= 3
     assert model.history_[-1]["seconds"] < 2.5
     np.testing.assert_array_equal(model.score(seqs[:5]), calls[-1])
+
+
+def test_time_budget_is_checked_inside_an_epoch() -> None:
+    train, _, _ = _pattern_data()
+    seen: list[float] = []
+    model = SASRec(**FAST, max_epochs=50, max_train_seconds=0.0).fit(train, lambda m: seen.append(1.0) or 1.0)
+    assert len(seen) == 1 and len(model.history_) == 1
+    assert 0.0 < model.history_[0]["epoch"] < 1.0  # one batch of 64 out of 300 sequences

@@ -135,7 +135,8 @@ class SASRec:
 
     ``max_epochs`` caps training; without a ``validate`` callback it trains ``epochs_without_validation``
     epochs. ``max_train_seconds`` (wall clock, validation included) stops training before an epoch
-    expected to end past it; the best weights so far are kept. ``history_`` holds one record per epoch.
+    expected to end past it, or inside an epoch that reaches it (then validates once more); the best
+    weights so far are kept. ``history_`` holds one record per epoch.
     """
 
     name = "sasrec"
@@ -238,10 +239,14 @@ class SASRec:
             order = rng.permutation(len(inputs))
             self.net_.train()
             total = 0.0
+            steps = 0
             for lo in range(0, len(order), self.batch_size):
                 idx = order[lo : lo + self.batch_size]
                 total += self._step(inputs[idx], targets[idx], optim, rng)
-            record = {"epoch": float(epoch + 1), "loss": total / max(1, math.ceil(len(order) / self.batch_size))}
+                steps += 1
+                if time.monotonic() - start > self.max_train_seconds:
+                    break  # out of time inside an epoch: validate this partial epoch, then stop
+            record = {"epoch": epoch + min(1.0, steps * self.batch_size / len(order)), "loss": total / steps}
             if validate is not None:
                 self.net_.eval()
                 record["validation"] = score = float(validate(self))
