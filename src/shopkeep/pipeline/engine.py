@@ -56,6 +56,7 @@ from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
 from shopkeep.ranking import Ranker, ScoredItem
 from shopkeep.retrieval.base import FusedCandidate
+from shopkeep.retrieval.fusion import FusedArrays
 from shopkeep.storage import open_online_state, open_store
 from shopkeep.storage.base import AppendResult, LogRecord, OnlineState, Store
 from shopkeep.types import Event, Item, Money
@@ -210,10 +211,11 @@ class Engine:
         by_surface: dict[str, list[int]] = {}
         for i, ctx in enumerate(contexts):
             by_surface.setdefault(ctx.surface, []).append(i)
-        fused: list[list[FusedCandidate]] = [[] for _ in contexts]
+        fused: list[Sequence[FusedCandidate]] = [[] for _ in contexts]
         for surface, rows in by_surface.items():
-            found = bindings.sources.retriever(surface).retrieve([contexts[i] for i in rows],
-                                                                 [masks[i] for i in rows], k=self.retrieval_k)
+            # arrays end to end (retrieval -> ranking -> policy): objects only for the items served
+            found = bindings.sources.retriever(surface).retrieve_arrays(
+                [contexts[i] for i in rows], [masks[i] for i in rows], bindings.snapshot, k=self.retrieval_k)
             for i, cands in zip(rows, found, strict=True):
                 fused[i] = cands
         ranked = bindings.ranker.rank_many(contexts, fused, bindings.snapshot)
@@ -238,7 +240,7 @@ class Engine:
             with self._swap_lock:
                 self._bindings = replace(self._bindings, policy=fresh)
 
-    def _finish(self, bindings: _Bindings, ctx: Context, cands: list[FusedCandidate],
+    def _finish(self, bindings: _Bindings, ctx: Context, cands: Sequence[FusedCandidate],
                 ranked: Sequence[ScoredItem]) -> Slate:
         chosen, trace = bindings.policy.apply(ctx, ranked, bindings.snapshot)
         snap = bindings.snapshot
@@ -254,9 +256,14 @@ class Engine:
         return Slate(trace_id, ctx.surface, tuple(items), explain, bindings.sources.version)
 
     @staticmethod
-    def _explain(bindings: _Bindings, ctx: Context, cands: list[FusedCandidate], chosen: Sequence[Any],
+    def _explain(bindings: _Bindings, ctx: Context, cands: Sequence[FusedCandidate], chosen: Sequence[Any],
                  trace: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        fused = {c.item_id: c for c in cands}
+        wanted = {ch.item_id for ch in chosen[: ctx.request.k]}
+        if isinstance(cands, FusedArrays):  # only the shown items' candidates are built
+            ids = cands.item_ids
+            fused = {ids[i]: cands[j] for j, i in enumerate(cands.indices.tolist()) if ids[i] in wanted}
+        else:
+            fused = {c.item_id: c for c in cands if c.item_id in wanted}
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
         return {
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,

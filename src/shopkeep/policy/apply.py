@@ -96,13 +96,82 @@ class _Pool:
 
     idx: list[int] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
-    sources: list[Mapping[str, tuple[float, int]]] = field(default_factory=list)
+    sources: Sequence[Mapping[str, tuple[float, int]]] = field(default_factory=list)
     trace: list[RuleFiring] = field(default_factory=list)
+
+
+class RankedArrays(Protocol):
+    """A ranked list held as arrays (``ranking.RankedArrays``; duck-typed: policy may not import ranking)."""
+
+    @property
+    def item_ids(self) -> Sequence[str]: ...
+    @property
+    def indices(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def scores(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def source_ranks(self) -> npt.NDArray[np.int64]: ...
+    def sources_at(self, j: int) -> dict[str, tuple[float, int]]: ...
+
+
+class _LazySources(Sequence[Mapping[str, tuple[float, int]]]):
+    """The surviving positions' sources, built only for the items a slate shows."""
+
+    def __init__(self, ranked: RankedArrays, rows: npt.NDArray[np.int64], allowed: frozenset[str] | None) -> None:
+        self.ranked, self.rows, self.allowed = ranked, rows, allowed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, j: int) -> Mapping[str, tuple[float, int]]:  # type: ignore[override]
+        sources = self.ranked.sources_at(int(self.rows[j]))
+        return sources if self.allowed is None else {s: v for s, v in sources.items() if s in self.allowed}
+
+
+def _as_arrays(ranked: Sequence[Ranked], snapshot: CatalogSnapshot) -> RankedArrays | None:
+    needed = ("indices", "scores", "names", "source_ranks", "sources_at")
+    if getattr(ranked, "item_ids", None) is snapshot.item_ids and all(hasattr(ranked, a) for a in needed):
+        arrays: RankedArrays = ranked  # type: ignore[assignment]
+        idx = arrays.indices
+        if len(np.unique(idx)) == len(idx) and (not len(idx) or (idx.min() >= 0 and idx.max() < snapshot.n)):
+            return arrays
+    return None
+
+
+def _filter_arrays(context: Context, ranked: RankedArrays, policy: PolicySet,
+                   checks: list[tuple[str, str, npt.NDArray[np.bool_], str]]) -> _Pool:
+    """:func:`_filter` with array operations (items unique and in the snapshot); the same pool and trace."""
+    pool = _Pool()
+    idx = ranked.indices
+    failed = np.full(len(idx), -1, dtype=np.int64)
+    for c in reversed(range(len(checks))):  # the first failing check is the one traced
+        failed[~checks[c][2][idx]] = c
+    allowed = allowed_sources(context, policy)
+    no_consent = np.zeros(len(idx), dtype=np.bool_)
+    if allowed is not None:
+        cols = [j for j, n in enumerate(ranked.names) if n in allowed]
+        no_consent = ~(ranked.source_ranks[:, cols] >= 0).any(axis=1) & (failed < 0)
+    for j in np.flatnonzero((failed >= 0) | no_consent).tolist():
+        item_id = ranked.item_ids[int(idx[j])]
+        if failed[j] >= 0:
+            check = checks[int(failed[j])]
+            pool.trace.append(RuleFiring(check[0], check[1], item_id, f"removed: {check[3]}"))
+        else:
+            pool.trace.append(RuleFiring("consent", "consent", item_id,
+                                         "removed: found only by personal sources without consent"))
+    rows = np.flatnonzero((failed < 0) & ~no_consent)
+    pool.idx, pool.score = idx[rows].tolist(), ranked.scores[rows].tolist()
+    pool.sources = _LazySources(ranked, rows, allowed)
+    return pool
 
 
 def _filter(context: Context, ranked: Sequence[Ranked], snapshot: CatalogSnapshot, policy: PolicySet,
             checks: list[tuple[str, str, npt.NDArray[np.bool_], str]]) -> _Pool:
     pool, seen = _Pool(), set()
+    kept: list[Mapping[str, tuple[float, int]]] = []
+    pool.sources = kept
     allowed = allowed_sources(context, policy)
     for r in ranked:
         if r.item_id in seen:
@@ -125,7 +194,7 @@ def _filter(context: Context, ranked: Sequence[Ranked], snapshot: CatalogSnapsho
                 continue
         pool.idx.append(i)
         pool.score.append(float(r.score))
-        pool.sources.append(sources)
+        kept.append(sources)
     return pool
 
 
@@ -171,7 +240,9 @@ def apply_policy(context: Context, ranked: Sequence[Ranked], snapshot: CatalogSn
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValidationError("k", k, "must be an integer >= 0")
     checks = [(c.rule_id, c.kind, c.ok, c.reason) for c in hard_checks(snapshot, context, policy)]
-    pool = _filter(context, ranked, snapshot, policy, checks)
+    arrays = _as_arrays(ranked, snapshot)
+    pool = (_filter(context, ranked, snapshot, policy, checks) if arrays is None
+            else _filter_arrays(context, arrays, policy, checks))
     idx = np.asarray(pool.idx, dtype=np.int64)
     score = np.asarray(pool.score, dtype=np.float64)
     counters = pacing or {}

@@ -41,6 +41,31 @@ def diversity_codes(snapshot: CatalogSnapshot, rule: DiversityRule, idx: _I64,
     return out
 
 
+_LEVEL_CODES: dict[tuple[int, int], tuple[CatalogSnapshot, _I64]] = {}
+
+
+def _level_codes(snapshot: CatalogSnapshot, level: int) -> _I64:
+    """The category code at ``level`` of every snapshot item (-1: none), computed once per snapshot:
+    two items share a code exactly when :func:`diversity_codes` would give them the same one."""
+    key = (id(snapshot), level)
+    found = _LEVEL_CODES.get(key)
+    if found is not None and found[0] is snapshot:
+        return found[1]
+    rule = DiversityRule("level", "category", 1, 1, level)
+    codes = diversity_codes(snapshot, rule, np.arange(snapshot.n, dtype=np.int64))
+    if len(_LEVEL_CODES) >= 8:
+        _LEVEL_CODES.clear()
+    _LEVEL_CODES[key] = (snapshot, codes)
+    return codes
+
+
+def _codes(snapshot: CatalogSnapshot, rule: DiversityRule, idx: _I64) -> _I64:
+    """:func:`diversity_codes` for the slate builder (category codes from the per-snapshot cache)."""
+    if rule.by == "category":
+        return _level_codes(snapshot, rule.level)[idx]
+    return diversity_codes(snapshot, rule, idx)
+
+
 def new_item_mask(snapshot: CatalogSnapshot, rule: NewItemFloorRule, idx: _I64, now_ms: int) -> _B:
     """Whether each item of ``idx`` is younger than ``rule.max_age_days`` at ``now_ms``."""
     created = snapshot.created_ms[idx]
@@ -78,8 +103,7 @@ class SlateBuilder:
     def build(self, k: int, pins: Sequence[tuple[str, int, int]], trace: list[RuleFiring]) -> list[
             tuple[int, int, str]]:
         """(position, snapshot index, reason) for each slot; ``pins`` are (rule id, position, index)."""
-        pinned_idx = {i for _, _, i in pins}
-        keep = np.asarray([i not in pinned_idx for i in self.idx.tolist()], dtype=np.bool_)
+        keep = ~np.isin(self.idx, np.asarray([i for _, _, i in pins], dtype=np.int64))
         cand, score = self.idx[keep], self.score[keep]
         order = np.lexsort((np.arange(len(cand)), -score))
         self.cand, self.cscore = cand[order], score[order]
@@ -118,10 +142,8 @@ class SlateBuilder:
     def _prepare(self) -> None:
         snap, cand = self.snapshot, self.cand
         self.alive = np.ones(len(cand), dtype=np.bool_)
-        self.vocabs: dict[str, dict[str, int]] = {}
         self.caps: list[tuple[DiversityRule, _I64, _B, dict[int, int]]] = [
-            (r, diversity_codes(snap, r, cand, self.vocabs.setdefault(r.id, {})), np.zeros(len(cand), dtype=np.bool_),
-             {}) for r in self.policy.of(DiversityRule)]
+            (r, _codes(snap, r, cand), np.zeros(len(cand), dtype=np.bool_), {}) for r in self.policy.of(DiversityRule)]
         self.floors: list[tuple[NewItemFloorRule, _B, list[int]]] = [
             (r, new_item_mask(snap, r, cand, self.now_ms), [0]) for r in self.policy.of(NewItemFloorRule)]
         novelty = self.policy.of(NoveltyRule)
@@ -130,7 +152,7 @@ class SlateBuilder:
         span = float(s.max() - s.min()) if len(s) else 0.0
         self.rel = (s - s.min()) / span if span > 0 else np.ones(len(s))
         self.maxsim = np.zeros(len(cand))
-        self.leaf = _leaf_codes(snap, cand, self.vocabs.setdefault("\0leaf", {}))
+        self.leaf = _level_codes(snap, -1)[cand]
         self.held: set[tuple[str, int]] = set()
 
     def _placed(self, p: int, i: int, j: int | None) -> None:
@@ -139,7 +161,7 @@ class SlateBuilder:
         if j is not None:
             self.alive[j] = False
         for cap, codes, blocked, counts in self.caps:
-            code = int(diversity_codes(snap, cap, one, self.vocabs[cap.id])[0])
+            code = int(_codes(snap, cap, one)[0])
             if p < cap.top_k and code >= 0:
                 counts[code] = counts.get(code, 0) + 1
                 if counts[code] >= cap.max_per:
@@ -148,7 +170,7 @@ class SlateBuilder:
             if p < rule.top_k and new_item_mask(snap, rule, one, self.now_ms)[0]:
                 count[0] += 1
         if self.novelty is not None and len(self.cand):
-            leaf = int(_leaf_codes(snap, one, self.vocabs["\0leaf"])[0])
+            leaf = int(_level_codes(snap, -1)[i])
             sim = _sim(snap.group[self.cand], snap.brand[self.cand], self.leaf, int(snap.group[i]),
                        int(snap.brand[i]), leaf)
             np.maximum(self.maxsim, sim, out=self.maxsim)

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,8 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
 from shopkeep.ranking.features import Fused
 
-__all__ = ["Fused", "HeadModel", "Objective", "PurchaseModel", "Ranker", "RelevancePrior", "ScoredItem"]
+__all__ = ["Fused", "FusedArraysLike", "HeadModel", "Objective", "PurchaseModel", "RankedArrays", "Ranker",
+           "RelevancePrior", "ScoredItem"]
 
 FloatArray = npt.NDArray[np.float64]
 _log = logging.getLogger(__name__)
@@ -97,6 +98,73 @@ class ScoredItem:
 
 
 @runtime_checkable
+class FusedArraysLike(Protocol):
+    """Capability of a fused list held as arrays (``retrieval.FusedArrays``; duck-typed: ranking may
+    not import retrieval): snapshot ``indices`` and fused ``scores`` per candidate, best first."""
+
+    @property
+    def item_ids(self) -> Sequence[str]: ...
+    @property
+    def indices(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def scores(self) -> FloatArray: ...
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def source_ranks(self) -> npt.NDArray[np.int64]: ...
+    def sources_at(self, j: int) -> dict[str, tuple[float, int]]: ...
+    def __len__(self) -> int: ...
+
+
+class RankedArrays(Sequence[ScoredItem]):
+    """A ranked list held as arrays (best first); a read-only sequence of :class:`ScoredItem` built on
+    access. ``indices``/``scores`` are per position; ``source_ranks`` has one column per ``names``."""
+
+    def __init__(self, fused: FusedArraysLike, order: npt.NDArray[np.int64], score: FloatArray, rel: FloatArray,
+                 p: FloatArray, margin: FloatArray, click: FloatArray) -> None:
+        self.fused, self.order = fused, order
+        self.item_ids, self.names = fused.item_ids, fused.names
+        self.indices = fused.indices[order]
+        self.scores, self.rel, self.p, self.margin, self.click = score, rel, p, margin, click
+
+    @property
+    def source_ranks(self) -> npt.NDArray[np.int64]:
+        """Per position and source (``names``), the rank there (-1: not found by it)."""
+        return self.fused.source_ranks[self.order]
+
+    def sources_at(self, j: int) -> dict[str, tuple[float, int]]:
+        """Position ``j``'s sources: name → (score, rank)."""
+        return self.fused.sources_at(int(self.order[j]))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, j: int) -> ScoredItem: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[ScoredItem]: ...
+    def __getitem__(self, j: int | slice) -> ScoredItem | list[ScoredItem]:
+        if isinstance(j, slice):
+            return [self[n] for n in range(*j.indices(len(self)))]
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        return ScoredItem(self.item_ids[int(self.indices[j])], float(self.scores[j]), self.sources_at(j),
+                          float(self.rel[j]), float(self.p[j]), float(self.margin[j]), float(self.click[j]))
+
+    def __iter__(self) -> Iterator[ScoredItem]:
+        return (self[j] for j in range(len(self)))
+
+
+def _arrays_of(fused: Sequence[Fused], snapshot: CatalogSnapshot) -> FusedArraysLike | None:
+    """``fused`` when it is held as arrays over ``snapshot``."""
+    if isinstance(fused, FusedArraysLike) and fused.item_ids is snapshot.item_ids:
+        return fused
+    return None
+
+
+@runtime_checkable
 class PurchaseModel(Protocol):
     """Capability: purchase probabilities for a request's fused candidates."""
 
@@ -121,7 +189,9 @@ class RelevancePrior:
 
     def predict(self, context: Context, fused: Sequence[Fused], snapshot: CatalogSnapshot) -> FloatArray:
         """``base_rate * score / max(score)`` per candidate."""
-        rel = _relative(np.array([f.score for f in fused], dtype=np.float64))
+        arrays = _arrays_of(fused, snapshot)
+        rel = _relative(np.array([f.score for f in fused], dtype=np.float64) if arrays is None
+                        else np.asarray(arrays.scores, dtype=np.float64))
         return np.asarray(self.base_rate * rel, dtype=np.float64)
 
 
@@ -167,24 +237,33 @@ class Ranker:
                 for c, f in zip(contexts, fused, strict=True)]
 
     def rank_many(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
-                  snapshot: CatalogSnapshot) -> list[list[ScoredItem]]:
-        """For each context, its candidates scored and sorted best first (ties: fused order)."""
+                  snapshot: CatalogSnapshot) -> list[Sequence[ScoredItem]]:
+        """For each context, its candidates scored and sorted best first (ties: fused order); a
+        :class:`RankedArrays` for candidates held as arrays (``retrieval.FusedArrays``), else a list."""
         if len(fused) != len(contexts):
             raise ValidationError("fused", len(fused), f"need one candidate list per context ({len(contexts)})")
         obj = self.objective
-        out: list[list[ScoredItem]] = []
+        out: list[Sequence[ScoredItem]] = []
         for cands, (p_click, p_raw) in zip(fused, self._heads(contexts, fused, snapshot), strict=True):
             if not cands:
                 out.append([])
                 continue
-            idx = snapshot.indices([f.item_id for f in cands])
-            fused_score = np.array([f.score for f in cands], dtype=np.float64)
+            arrays = _arrays_of(cands, snapshot)
+            if arrays is not None:
+                idx, fused_score = arrays.indices, np.asarray(arrays.scores, dtype=np.float64)
+            else:
+                idx = snapshot.indices([f.item_id for f in cands])
+                fused_score = np.array([f.score for f in cands], dtype=np.float64)
             rel = _relative(fused_score if p_click is None else p_click)
             click = np.zeros(len(cands)) if p_click is None else p_click
             p = np.clip(p_raw, 0.0, 1.0)
             margin = p * self.unit_margin_minor(snapshot, idx)
             score = obj.relevance * rel + obj.margin * _relative(margin) + obj.conversion * _relative(p)
             order = np.lexsort((np.arange(len(cands)), -score))
+            if arrays is not None:  # held as arrays: ScoredItem objects only for what is read
+                out.append(RankedArrays(arrays, order, score[order], rel[order], p[order], margin[order],
+                                        click[order]))
+                continue
             out.append([ScoredItem(cands[i].item_id, float(score[i]), cands[i].sources, float(rel[i]), float(p[i]),
                                    float(margin[i]), float(click[i])) for i in order.tolist()])
         return out
@@ -219,4 +298,4 @@ class Ranker:
 
     def rank(self, context: Context, fused: Sequence[Fused], snapshot: CatalogSnapshot) -> list[ScoredItem]:
         """The batch call for one context."""
-        return self.rank_many([context], [fused], snapshot)[0]
+        return list(self.rank_many([context], [fused], snapshot)[0])

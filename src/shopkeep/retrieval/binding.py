@@ -22,10 +22,18 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
 from shopkeep.retrieval.base import Candidate, Mask
 
-__all__ = ["ModelBinding", "anchors", "check_masks", "scatter", "to_candidates", "top_k"]
+__all__ = ["Hit", "ModelBinding", "anchors", "check_masks", "no_hit", "scatter", "to_candidate_lists",
+           "to_candidates", "top_k"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+#: One source's list for one context as arrays: snapshot indices and scores, best first.
+Hit = tuple[IntArray, FloatArray]
+
+
+def no_hit() -> Hit:
+    """An empty list (no candidates)."""
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +109,11 @@ def to_candidates(
         Candidate(ids[int(i)], float(s), source, rank)
         for rank, (i, s) in enumerate(zip(indices.tolist(), scores.tolist(), strict=True))
     ]
+
+
+def to_candidate_lists(snapshot: CatalogSnapshot, hits: Sequence[Hit], source: str) -> list[list[Candidate]]:
+    """:func:`to_candidates` for each context's (indices, scores)."""
+    return [to_candidates(snapshot, idx, val, source) for idx, val in hits]
 
 
 def scatter(values: npt.ArrayLike, to_snap: IntArray, n: int, fill: float = -np.inf) -> FloatArray:

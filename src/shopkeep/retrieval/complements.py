@@ -28,7 +28,7 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
 from shopkeep.models.base import check_fitted
 from shopkeep.retrieval.base import Candidate, Mask
-from shopkeep.retrieval.binding import FloatArray, check_masks, to_candidates, top_k
+from shopkeep.retrieval.binding import FloatArray, Hit, check_masks, no_hit, to_candidate_lists, top_k
 from shopkeep.types import Event, EventType
 
 __all__ = ["AssociationRules", "ComplementsSource", "baskets_from_events"]
@@ -203,13 +203,17 @@ class ComplementsSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible complements of its anchors."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = []
+        out: list[Hit] = []
         for ctx, mask in zip(contexts, masks, strict=True):
             anchors = self.anchor_items(ctx)
             if not anchors:
-                out.append([])
+                out.append(no_hit())
                 continue
             scores = self.scores(anchors)
-            out.append(to_candidates(self.snapshot, *top_k(scores, mask & ~self._blocked(anchors), k), self.name))
+            out.append(top_k(scores, mask & ~self._blocked(anchors), k))
         return out

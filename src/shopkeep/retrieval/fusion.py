@@ -12,16 +12,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol, Self, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, Self, overload, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
+from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context, Surface
 from shopkeep.retrieval.base import Candidate, CandidateSource, FusedCandidate, Mask
+from shopkeep.retrieval.binding import Hit
 
-__all__ = ["SURFACE_WEIGHTS", "Retriever", "WeightedSource", "fuse"]
+__all__ = ["SURFACE_WEIGHTS", "ArraySource", "FusedArrays", "Retriever", "WeightedSource", "fuse"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 #: Default sources and fusion weights per surface (sources missing from a retriever are skipped).
 #: ``affinity`` is context-dependent (:meth:`AffinitySource.context_weight`): x1 while the session only
@@ -41,6 +48,109 @@ class WeightedSource(Protocol):
 
     def context_weight(self, context: Context) -> float:
         """Multiplier for the source's fusion weight for this context."""
+
+
+@runtime_checkable
+class ArraySource(Protocol):
+    """Capability: a source that answers snapshot indices and scores (best first) without building
+    :class:`Candidate` objects; ``retrieve`` must equal them turned into candidates (rank = position)."""
+
+    name: str
+    snapshot: CatalogSnapshot
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """For each context, (snapshot indices, scores) of up to ``k`` eligible candidates, best first."""
+
+
+@dataclass(frozen=True, eq=False)
+class FusedArrays(Sequence[FusedCandidate]):
+    """A fused list as arrays, best first; a read-only sequence of :class:`FusedCandidate` built on access.
+
+    ``indices``/``scores``: snapshot index and fused score per candidate; ``names``: source names
+    (sorted); ``source_scores``/``source_ranks``: per candidate and source, its score and rank there
+    (rank -1: not found by that source). ``item_ids`` are the snapshot's ids.
+    """
+
+    item_ids: Sequence[str]
+    indices: IntArray
+    scores: FloatArray
+    names: tuple[str, ...]
+    source_scores: FloatArray
+    source_ranks: IntArray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, j: int) -> FusedCandidate: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[FusedCandidate]: ...
+    def __getitem__(self, j: int | slice) -> FusedCandidate | list[FusedCandidate]:
+        if isinstance(j, slice):
+            return [self[n] for n in range(*j.indices(len(self)))]
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        return FusedCandidate(self.item_ids[int(self.indices[j])], float(self.scores[j]), self.sources_at(j))
+
+    def __iter__(self) -> Iterator[FusedCandidate]:
+        return (self[j] for j in range(len(self)))
+
+    def sources_at(self, j: int) -> dict[str, tuple[float, int]]:
+        """Candidate ``j``'s sources: name → (score, rank), in name order."""
+        ranks = self.source_ranks[j]
+        return {n: (float(self.source_scores[j, s]), int(ranks[s])) for s, n in enumerate(self.names) if ranks[s] >= 0}
+
+    def candidates(self) -> list[FusedCandidate]:
+        """All candidates as :class:`FusedCandidate` objects."""
+        return list(self)
+
+    @classmethod
+    def from_candidates(cls, fused: Sequence[FusedCandidate], snapshot: CatalogSnapshot) -> FusedArrays:
+        """The arrays of a fused list (every item must be in ``snapshot``)."""
+        names = tuple(sorted({s for f in fused for s in f.sources}))
+        col = {n: j for j, n in enumerate(names)}
+        scores = np.full((len(fused), len(names)), np.nan)
+        ranks = np.full((len(fused), len(names)), -1, dtype=np.int64)
+        for r, f in enumerate(fused):
+            for s, (sc, rk) in f.sources.items():
+                scores[r, col[s]], ranks[r, col[s]] = sc, rk
+        return cls(snapshot.item_ids, np.asarray(snapshot.indices([f.item_id for f in fused]), dtype=np.int64),
+                   np.array([f.score for f in fused], dtype=np.float64), names, scores, ranks)
+
+
+def _empty(item_ids: Sequence[str]) -> FusedArrays:
+    return FusedArrays(item_ids, np.zeros(0, np.int64), np.zeros(0), (), np.zeros((0, 0)), np.zeros((0, 0), np.int64))
+
+
+def fuse_arrays(lists: Sequence[tuple[str, IntArray, FloatArray, IntArray]], weights: Mapping[str, float], c: float,
+                id_order: IntArray, item_ids: Sequence[str], k: int) -> FusedArrays:
+    """:func:`fuse` over (source name, snapshot indices, scores, ranks) lists, best ``k`` kept; the same
+    scores bit for bit (summed in source-name order) and the same order (``id_order``: rank of each
+    snapshot item's id in string order, for the last tie-break)."""
+    names = tuple(sorted({name for name, idx, _, _ in lists if len(idx)}))
+    if not names:
+        return _empty(item_ids)
+    parts = [(name, idx, sc, rk) for name, idx, sc, rk in lists if len(idx)]
+    uniq, inv = np.unique(np.concatenate([p[1] for p in parts]), return_inverse=True)
+    m = len(uniq)
+    src_scores = np.full((m, len(names)), np.nan)
+    src_ranks = np.full((m, len(names)), -1, dtype=np.int64)
+    at = 0
+    for name, idx, sc, rk in parts:
+        rows, col = inv[at:at + len(idx)], names.index(name)
+        at += len(idx)
+        # a repeated item within one list keeps its best (then first) rank: written last
+        order = np.lexsort((-np.arange(len(rk)), -rk))
+        src_scores[rows[order], col], src_ranks[rows[order], col] = sc[order], rk[order]
+    score = np.zeros(m)
+    for col, name in enumerate(names):
+        rk = src_ranks[:, col]
+        score += np.where(rk >= 0, float(weights.get(name, 1.0)) / (c + rk + 1), 0.0)
+    best = np.where(src_ranks >= 0, src_ranks, np.iinfo(np.int64).max).min(axis=1)
+    top = np.lexsort((id_order[uniq], best, -score))[:k]
+    return FusedArrays(item_ids, uniq[top], score[top], names, src_scores[top], src_ranks[top])
 
 
 def fuse(
@@ -99,6 +209,7 @@ class Retriever:
         self.fallback = fallback
         self.c = c
         self.index = index
+        self._order: tuple[CatalogSnapshot, IntArray] | None = None
 
     @classmethod
     def for_surface(
@@ -141,6 +252,70 @@ class Retriever:
                 fused = self._backfill(fused, ctx, mask, k)
             out.append(fused)
         return out
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], snapshot: CatalogSnapshot,
+                        k: int = 500) -> list[FusedArrays]:
+        """:meth:`retrieve` as :class:`FusedArrays` over ``snapshot``: the same candidates, scores and order,
+        computed with array operations when every source and the fallback is an :class:`ArraySource`
+        over ``snapshot`` (otherwise :meth:`retrieve`'s lists, converted)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ValidationError("k", k, "must be a positive integer")
+        if not self._arrays_ok(snapshot):
+            return [FusedArrays.from_candidates(f, snapshot) for f in self.retrieve(contexts, masks, k)]
+        k_source = self.k_source or k
+        per_source = [s.retrieve_arrays(contexts, masks, k_source) for s in self.sources]  # type: ignore[attr-defined]
+        order = self._id_order(snapshot)
+        out = []
+        for r, (ctx, mask) in enumerate(zip(contexts, masks, strict=True)):
+            lists = [(s.name, *self._guard_hit(hits[r], mask))
+                     for s, hits in zip(self.sources, per_source, strict=True)]
+            fused = fuse_arrays(lists, self._weights_for(ctx), self.c, order, snapshot.item_ids, k)
+            if len(fused) < k and self.fallback is not None:
+                fused = self._backfill_arrays(fused, ctx, mask, k)
+            out.append(fused)
+        return out
+
+    def _arrays_ok(self, snapshot: CatalogSnapshot) -> bool:
+        if self.index is not None and self.index is not snapshot.index:
+            return False
+        every = (*self.sources, *((self.fallback,) if self.fallback is not None else ()))
+        return all(isinstance(s, ArraySource) and s.snapshot is snapshot for s in every)
+
+    def _id_order(self, snapshot: CatalogSnapshot) -> IntArray:
+        """Each snapshot item's rank in item-id string order (cached for the last snapshot)."""
+        if self._order is None or self._order[0] is not snapshot:
+            ids = snapshot.item_ids
+            order = np.zeros(len(ids), dtype=np.int64)
+            order[np.asarray(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)] = np.arange(len(ids))
+            self._order = (snapshot, order)
+        return self._order[1]
+
+    def _guard_hit(self, hit: Hit, mask: Mask) -> tuple[IntArray, FloatArray, IntArray]:
+        idx, score = hit
+        rank = np.arange(len(idx), dtype=np.int64)
+        if self.index is None:
+            return idx, score, rank
+        keep = mask[idx]
+        return idx[keep], score[keep], rank[keep]
+
+    def _backfill_arrays(self, fused: FusedArrays, ctx: Context, mask: Mask, k: int) -> FusedArrays:
+        fb = self.fallback
+        assert isinstance(fb, ArraySource)
+        idx, score, rank = self._guard_hit(fb.retrieve_arrays([ctx], [mask], k + len(fused))[0], mask)
+        keep = np.flatnonzero(~np.isin(idx, fused.indices))[: k - len(fused)]
+        if not len(keep):
+            return fused
+        idx, score, rank = idx[keep], score[keep], rank[keep]
+        floor = float(fused.scores.min()) if len(fused) else 1.0
+        fill = floor * (1.0 - (np.arange(len(idx)) + 1) / (len(idx) + 1))
+        names = tuple(sorted({*fused.names, fb.name}))
+        cols = [names.index(n) for n in fused.names]
+        m = len(fused) + len(idx)
+        scores, ranks = np.full((m, len(names)), np.nan), np.full((m, len(names)), -1, dtype=np.int64)
+        scores[: len(fused), cols], ranks[: len(fused), cols] = fused.source_scores, fused.source_ranks
+        scores[len(fused):, names.index(fb.name)], ranks[len(fused):, names.index(fb.name)] = score, rank
+        return FusedArrays(fused.item_ids, np.concatenate([fused.indices, idx]),
+                           np.concatenate([fused.scores, fill]), names, scores, ranks)
 
     def _guard(self, cands: list[Candidate], mask: Mask) -> list[Candidate]:
         if self.index is None:

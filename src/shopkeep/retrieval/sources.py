@@ -30,11 +30,13 @@ from shopkeep.models.itemknn import cooccurrence
 from shopkeep.retrieval.base import Candidate, Mask
 from shopkeep.retrieval.binding import (
     FloatArray,
+    Hit,
     ModelBinding,
     anchors,
     check_masks,
+    no_hit,
     scatter,
-    to_candidates,
+    to_candidate_lists,
     top_k,
 )
 from shopkeep.types import Event
@@ -77,8 +79,12 @@ class SequentialSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible next items by model score."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = [[] for _ in contexts]
+        out: list[Hit] = [no_hit() for _ in contexts]
         rows, histories = [], []
         for r, ctx in enumerate(contexts):
             hist = self.binding.history(ctx.recent_items)[-self.max_history :] if ctx.personalize else None
@@ -94,8 +100,7 @@ class SequentialSource:
                 mask = mask.copy()
                 seen = self.snapshot.indices(contexts[r].recent_items)
                 mask[seen[seen >= 0]] = False
-            idx, val = top_k(scores[j], mask, k)
-            out[r] = to_candidates(self.snapshot, idx, val, self.name)
+            out[r] = top_k(scores[j], mask, k)
         return out
 
 
@@ -162,14 +167,18 @@ class CovisitSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items co-visited with its anchors."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = []
+        out: list[Hit] = []
         for ctx, mask in zip(contexts, masks, strict=True):
             weights = anchors(ctx, self.n_recent, self.decay)
             idx = self.binding.indices(list(weights))
             known = idx >= 0
             if not known.any():
-                out.append([])
+                out.append(no_hit())
                 continue
             w = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))[known]
             row = np.asarray(self.similarity[idx[known]].T @ w, dtype=np.float64).ravel()
@@ -177,8 +186,7 @@ class CovisitSource:
             m = mask.copy()
             own = self.snapshot.indices(list(weights))
             m[own[own >= 0]] = False
-            top, val = top_k(scores, m, k)
-            out.append(to_candidates(self.snapshot, top, val, self.name))
+            out.append(top_k(scores, m, k))
         return out
 
 
@@ -222,6 +230,11 @@ class PopularSource:
         self.total_: dict[str, float] = {}
         self.ref_ms_: int | None = None
         self._scores: FloatArray | None = None
+        # dense copies of trend_/total_ over snapshot indices, kept in step by add() (the tables they
+        # were built from are remembered: assigning new tables rebuilds them)
+        self._dense: tuple[FloatArray, FloatArray] | None = None
+        self._dense_of: tuple[object, object] | None = None
+        self._changes = 0
 
     def fit(self, events: Iterable[Event]) -> Self:
         """Reset and count ``events`` (any order)."""
@@ -229,8 +242,11 @@ class PopularSource:
         return self.add(events)
 
     def add(self, events: Iterable[Event]) -> Self:
-        """Fold in more events (the write path); scores are recomputed on the next ``retrieve``."""
+        """Fold in more events (the write path); scores are recomputed on the next ``retrieve``
+        (vector operations over dense counts updated here, item by item)."""
         tau_ms = self.half_life_hours * 3_600_000.0 / math.log(2.0)
+        dense = self._arrays() if self._dense is not None else None
+        index = self.snapshot.index
         for e in events:
             w = self.event_weights.get(str(e.type), 0.0)
             if e.item_id is None or w <= 0:
@@ -242,14 +258,23 @@ class PopularSource:
                 shrink = math.exp(-(t - self.ref_ms_) / tau_ms)
                 self.trend_ = {i: v * shrink for i, v in self.trend_.items() if v * shrink > 1e-12}
                 self.ref_ms_ = t
-            self.trend_[e.item_id] = self.trend_.get(e.item_id, 0.0) + w * math.exp((t - self.ref_ms_) / tau_ms)
-            self.total_[e.item_id] = self.total_.get(e.item_id, 0.0) + w
+                if dense is not None:
+                    dense[0][:] = dense[0] * shrink
+                    dense[0][dense[0] <= 1e-12] = 0.0
+                    self._dense_of = (self.trend_, self.total_)
+            trend = self.trend_[e.item_id] = self.trend_.get(e.item_id, 0.0) + w * math.exp((t - self.ref_ms_) / tau_ms)
+            total = self.total_[e.item_id] = self.total_.get(e.item_id, 0.0) + w
+            i = index.get(e.item_id)
+            if dense is not None and i is not None:
+                dense[0][i], dense[1][i] = trend, total
+        self._changes += 1
         self._scores = None
         return self
 
-    def scores(self) -> FloatArray:
-        """Score per snapshot index: trend share + ``global_weight`` x all-time share (0 when unseen)."""
-        if self._scores is None:
+    def _arrays(self) -> tuple[FloatArray, FloatArray]:
+        """Dense (trend, total) over snapshot indices, rebuilt only when the tables were replaced."""
+        if self._dense is None or self._dense_of is None or self._dense_of[0] is not self.trend_ \
+                or self._dense_of[1] is not self.total_:
             n = self.snapshot.n
             trend, total = np.zeros(n), np.zeros(n)
             for table, arr in ((self.trend_, trend), (self.total_, total)):
@@ -257,8 +282,19 @@ class PopularSource:
                     idx = self.snapshot.indices(list(table))
                     vals = np.fromiter(table.values(), dtype=np.float64, count=len(table))
                     arr[idx[idx >= 0]] = vals[idx >= 0]
-            self._scores = trend / max(trend.sum(), 1e-300) + self.global_weight * total / max(total.sum(), 1e-300)
-        return self._scores
+            self._dense, self._dense_of = (trend, total), (self.trend_, self.total_)
+        return self._dense
+
+    def scores(self) -> FloatArray:
+        """Score per snapshot index: trend share + ``global_weight`` x all-time share (0 when unseen)."""
+        found = self._scores
+        if found is None:
+            changes = self._changes
+            trend, total = self._arrays()
+            found = trend / max(trend.sum(), 1e-300) + self.global_weight * total / max(total.sum(), 1e-300)
+            if changes == self._changes:  # an add() meanwhile: do not keep a stale result
+                self._scores = found
+        return found
 
     def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
         """The same counts over ``snapshot``."""
@@ -269,9 +305,13 @@ class PopularSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, the ``k`` most popular eligible items."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
         scores = self.scores()
-        return [to_candidates(self.snapshot, *top_k(scores, m, k), self.name) for m in masks]
+        return [top_k(scores, m, k) for m in masks]
 
 
 class AffinitySource:
@@ -333,6 +373,9 @@ class AffinitySource:
         self.snapshot = snapshot
         self.n_keys, self.min_weight, self.prior_weight, self.saturation = n_keys, min_weight, prior_weight, saturation
         self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
+        scaled = self.prior if self.prior is not None else np.zeros(self.snapshot.n)
+        # the prior scaled to [0, 1] once, not per request
+        self._scaled_prior = scaled / scaled.max() if scaled.size and scaled.max() > 0 else scaled
         self._masks: dict[str, Mask] = {}
 
     def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
@@ -405,19 +448,22 @@ class AffinitySource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items matching its top affinity keys."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = []
-        prior = self.prior if self.prior is not None else np.zeros(self.snapshot.n)
-        prior = prior / prior.max() if prior.size and prior.max() > 0 else prior
+        out: list[Hit] = []
+        prior = self._scaled_prior
         for ctx, mask in zip(contexts, masks, strict=True):
             keys = self.top_keys(ctx)
             if not keys:
-                out.append([])
+                out.append(no_hit())
                 continue
             match = np.zeros(self.snapshot.n)
             for j, (key, w) in enumerate(keys):
                 match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)
             scores = np.where(match > 0, match + self.prior_weight * prior, -np.inf)
-            out.append(to_candidates(self.snapshot, *top_k(scores, mask, k), self.name))
+            out.append(top_k(scores, mask, k))
         return out
 

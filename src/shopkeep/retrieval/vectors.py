@@ -19,11 +19,28 @@ from shopkeep.features.context import Context
 from shopkeep.index import ExactIndex
 from shopkeep.models.base import check_fitted
 from shopkeep.retrieval.base import Candidate, Mask
-from shopkeep.retrieval.binding import ModelBinding, anchors, check_masks, to_candidates
+from shopkeep.retrieval.binding import Hit, ModelBinding, anchors, check_masks, no_hit, to_candidate_lists
 
 __all__ = ["ContentSource", "TwoTowerSource", "masked_search"]
 
 F32 = npt.NDArray[np.float32]
+
+
+_ROWS: dict[tuple[int, int], tuple[ExactIndex, CatalogSnapshot, npt.NDArray[np.int64]]] = {}
+
+
+def _rows(index: ExactIndex, snapshot: CatalogSnapshot) -> npt.NDArray[np.int64]:
+    """Snapshot index of each index id, cached per (index, snapshot, index size): a dict lookup per
+    item is too slow to repeat per request."""
+    key = (id(index), id(snapshot))
+    found = _ROWS.get(key)
+    if found is not None and found[0] is index and found[1] is snapshot and len(found[2]) == len(index):
+        return found[2]
+    rows = np.asarray(snapshot.indices(list(index.ids)), dtype=np.int64)
+    if len(_ROWS) >= 8:
+        _ROWS.clear()
+    _ROWS[key] = (index, snapshot, rows)
+    return rows
 
 
 def masked_search(
@@ -32,7 +49,7 @@ def masked_search(
     """Exact top-``k`` eligible snapshot indices and scores per query row (index ids not in the snapshot skipped)."""
     if not len(index) or queries.shape[0] == 0:
         return [(np.zeros(0, np.int64), np.zeros(0)) for _ in masks]
-    rows = snapshot.indices(list(index.ids))
+    rows = _rows(index, snapshot)
     out = []
     for q, mask in zip(queries, masks, strict=True):
         blocked = int((rows < 0).sum() + (~mask[rows[rows >= 0]]).sum())
@@ -93,8 +110,12 @@ class ContentSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items most similar in content to its anchors."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = [[] for _ in contexts]
+        out: list[Hit] = [no_hit() for _ in contexts]
         rows, queries, own_masks = [], [], []
         for r, (ctx, mask) in enumerate(zip(contexts, masks, strict=True)):
             q, own = self._query(ctx)
@@ -108,8 +129,8 @@ class ContentSource:
             own_masks.append(m)
         if rows:
             found = masked_search(self.index, self.snapshot, np.stack(queries), own_masks, k)
-            for r, (idx, val) in zip(rows, found, strict=True):
-                out[r] = to_candidates(self.snapshot, idx, val, self.name)
+            for r, hit in zip(rows, found, strict=True):
+                out[r] = hit
         return out
 
 
@@ -136,8 +157,12 @@ class TwoTowerSource:
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items nearest to its session vector."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
-        out: list[list[Candidate]] = [[] for _ in contexts]
+        out: list[Hit] = [no_hit() for _ in contexts]
         rows = []
         histories = []
         for r, ctx in enumerate(contexts):
@@ -149,6 +174,6 @@ class TwoTowerSource:
             return out
         users = np.asarray(self.binding.model.user_vectors(histories), dtype=np.float32)
         found = masked_search(self.index, self.snapshot, users, [masks[r] for r in rows], k)
-        for r, (idx, val) in zip(rows, found, strict=True):
-            out[r] = to_candidates(self.snapshot, idx, val, self.name)
+        for r, hit in zip(rows, found, strict=True):
+            out[r] = hit
         return out
