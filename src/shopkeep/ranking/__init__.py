@@ -6,7 +6,17 @@ falls back to the non-learned ranker without it.
 
 from shopkeep.ranking.dataset import LabeledRequests, next_item_requests
 from shopkeep.ranking.features import FeatureBuilder, ItemStats
-from shopkeep.ranking.objective import Fused, HeadModel, Objective, PurchaseModel, Ranker, RelevancePrior, ScoredItem
+from shopkeep.ranking.objective import (
+    Fused,
+    FusedArraysLike,
+    HeadModel,
+    Objective,
+    PurchaseModel,
+    RankedArrays,
+    Ranker,
+    RelevancePrior,
+    ScoredItem,
+)
 
-__all__ = ["FeatureBuilder", "Fused", "HeadModel", "ItemStats", "LabeledRequests", "Objective", "PurchaseModel",
-           "Ranker", "RelevancePrior", "ScoredItem", "next_item_requests"]
+__all__ = ["FeatureBuilder", "Fused", "FusedArraysLike", "HeadModel", "ItemStats", "LabeledRequests", "Objective",
+           "PurchaseModel", "RankedArrays", "Ranker", "RelevancePrior", "ScoredItem", "next_item_requests"]

@@ -3,19 +3,21 @@
 from shopkeep.retrieval.base import Candidate, CandidateSource, FusedCandidate, Mask
 from shopkeep.retrieval.binding import ModelBinding, top_k
 from shopkeep.retrieval.complements import AssociationRules, ComplementsSource, baskets_from_events
-from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, Retriever, WeightedSource, fuse
+from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, ArraySource, FusedArrays, Retriever, WeightedSource, fuse
 from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSource, SequentialSource
 from shopkeep.retrieval.vectors import ContentSource, TwoTowerSource
 
 __all__ = [
     "SURFACE_WEIGHTS",
     "AffinitySource",
+    "ArraySource",
     "AssociationRules",
     "Candidate",
     "CandidateSource",
     "ComplementsSource",
     "ContentSource",
     "CovisitSource",
+    "FusedArrays",
     "FusedCandidate",
     "Mask",
     "ModelBinding",

@@ -1,0 +1,109 @@
+"""The array path of retrieval (``retrieve_arrays``, :class:`FusedArrays`) gives exactly the list path's
+candidates, scores and order; ranking over arrays equals ranking over lists; popularity counts
+updated incrementally equal counts fitted at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shopkeep.ranking import Objective, Ranker
+from shopkeep.retrieval import FusedArrays, PopularSource, Retriever
+from shopkeep.retrieval.binding import to_candidate_lists
+from shopkeep.retrieval.fusion import ArraySource
+
+from .conftest import World
+
+
+def _masks(world: World, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.random(world.snapshot.n) < (0.3 if r % 4 == 0 else 0.95) for r in range(n)]
+
+
+def test_every_source_answers_arrays_equal_to_its_candidates(world: World, make_contexts: Any) -> None:
+    contexts = make_contexts(24, 11)
+    masks = _masks(world, len(contexts), np.random.default_rng(11))
+    for name, source in world.sources.items():
+        assert isinstance(source, ArraySource), name
+        hits = source.retrieve_arrays(contexts, masks, 40)
+        assert to_candidate_lists(world.snapshot, hits, source.name) == source.retrieve(contexts, masks, 40), name
+        for (idx, _), mask in zip(hits, masks, strict=True):
+            assert mask[idx].all(), name
+
+
+@pytest.mark.parametrize("k", [1, 7, 60, 250, 1000])
+def test_retrieve_arrays_equals_retrieve(world: World, make_contexts: Any, k: int) -> None:
+    rng = np.random.default_rng(k)
+    sources = list(world.sources.values())
+    weights = {s.name: float(rng.choice([0.0, 0.3, 1.0, 2.5])) for s in sources}
+    retriever = Retriever(sources, weights, fallback=world.sources["popular"], index=world.snapshot.index,
+                          k_source=int(rng.integers(5, 80)) if k > 1 else None)
+    contexts = make_contexts(30, k)
+    masks = _masks(world, len(contexts), rng)
+    slow = retriever.retrieve(contexts, masks, k)
+    fast = retriever.retrieve_arrays(contexts, masks, world.snapshot, k)
+    assert [f.candidates() for f in fast] == slow
+    # the popular backfill fills every list to k or to every eligible item
+    assert all(len(f) == min(k, int(m.sum())) for f, m in zip(fast, masks, strict=True))
+
+
+def test_retrieve_arrays_without_array_sources_converts_the_lists(world: World, make_contexts: Any) -> None:
+    class Plain:  # a conforming source without the array capability
+        name = "plain"
+
+        def retrieve(self, contexts: Any, masks: Any, k: int) -> Any:
+            return world.sources["popular"].retrieve(contexts, masks, k)
+
+    retriever = Retriever([Plain(), world.sources["affinity"]], index=world.snapshot.index)
+    contexts = make_contexts(6, 3)
+    masks = _masks(world, 6, np.random.default_rng(3))
+    fast = retriever.retrieve_arrays(contexts, masks, world.snapshot, 50)
+    assert [f.candidates() for f in fast] == retriever.retrieve(contexts, masks, 50)
+
+
+def test_fused_arrays_is_a_sequence_of_fused_candidates(world: World, make_contexts: Any) -> None:
+    retriever = Retriever.for_surface("home", world.sources, index=world.snapshot.index)
+    ctx = make_contexts(2, 5)[1]
+    fused = retriever.retrieve_arrays([ctx], [np.ones(world.snapshot.n, bool)], world.snapshot, 30)[0]
+    listed = fused.candidates()
+    assert len(fused) == len(listed) == 30
+    assert fused[-1] == listed[-1] and fused[2:5] == listed[2:5]
+    with pytest.raises(IndexError):
+        fused[30]
+    again = FusedArrays.from_candidates(listed, world.snapshot)
+    assert again.candidates() == listed
+    assert again.names == fused.names
+
+
+def test_ranking_arrays_equals_ranking_lists(world: World, make_contexts: Any) -> None:
+    retriever = Retriever(list(world.sources.values()), fallback=world.sources["popular"], index=world.snapshot.index)
+    contexts = make_contexts(15, 8)
+    masks = _masks(world, 15, np.random.default_rng(8))
+    fast = retriever.retrieve_arrays(contexts, masks, world.snapshot, 120)
+    slow = [f.candidates() for f in fast]
+    for objective in (Objective(), Objective(relevance=1.0, margin=1.0, conversion=0.5)):
+        ranker = Ranker(objective, return_cost_fraction=0.1)
+        by_list = ranker.rank_many(contexts, slow, world.snapshot)
+        by_arrays = ranker.rank_many(contexts, fast, world.snapshot)
+        assert all(isinstance(r, list) for r in by_list)
+        assert [list(r) for r in by_arrays] == by_list
+
+
+def test_popular_counts_added_in_batches_equal_a_single_fit(world: World) -> None:
+    events = sorted(world.store.events, key=lambda e: e.timestamp)
+    once = PopularSource(world.snapshot, half_life_hours=1.0).fit(events)
+    step = PopularSource(world.snapshot, half_life_hours=1.0)
+    step.scores()  # the dense counts exist before the first event: add() must keep them in step
+    for start in range(0, len(events), 97):
+        step.add(events[start:start + 97])
+        if start % 3 == 0:
+            step.scores()
+    assert np.array_equal(step.scores(), once.scores())
+    assert step.trend_ == once.trend_ and step.total_ == once.total_
+    replaced = PopularSource(world.snapshot, half_life_hours=1.0).fit(events[:10])
+    replaced.scores()
+    replaced.trend_, replaced.total_ = dict(once.trend_), dict(once.total_)  # assigned tables: rebuilt
+    replaced.ref_ms_ = once.ref_ms_
+    replaced.add([])
+    assert np.array_equal(replaced.scores(), once.scores())
