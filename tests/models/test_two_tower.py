@@ -155,9 +155,47 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
             best.append(model.score(HIST))
         return value
 
-    model = TwoTower(**{**FAST, "patience": 2, "max_epochs": 9}).fit(train, validate=validate)
-    assert len(model.history_) == 4
+    one = {"content_weight_grid": (1.0,), "cold_scale_grid": (1.0,)}  # the blend search: one more call
+    model = TwoTower(**{**FAST, "patience": 2, "max_epochs": 9, **one}).fit(train, validate=validate)
+    assert [h["epoch"] for h in model.history_ if "epoch" in h] == [1, 2, 3, 4]
     np.testing.assert_allclose(model.score(HIST), best[0], rtol=1e-5, atol=1e-6)
+
+
+def test_blend_is_chosen_on_validation() -> None:
+    """After training, the (content multiplier, cold scale) pair with the best validation score is kept."""
+    rng = np.random.default_rng(0)
+    train = Interactions(_sequences(200, rng, COLD), N_ITEMS, _features())
+    params = {**FAST, "max_epochs": 1, "epochs_without_validation": 1,
+              "content_weight_grid": (1.0, 3.0), "cold_scale_grid": (1.0, 1.5)}
+    plain = TwoTower(**params).fit(train)  # the same training, no blend search
+    values = iter([0.5, 0.1, 0.2, 0.1, 0.9])  # epoch 1, then the grid in order: (1,1) (1,1.5) (3,1) (3,1.5)
+    tuned = TwoTower(**params).fit(train, validate=lambda m: next(values))
+    assert tuned.history_[-1] == {"blend_content_mult": 3.0, "blend_cold_scale": 1.5, "validation": 0.9}
+    d = tuned.d
+    u_plain, u_tuned = plain.user_vectors(HIST), tuned.user_vectors(HIST)
+    np.testing.assert_allclose(u_tuned[:, :d], u_plain[:, :d], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(u_tuned[:, d:], 3.0 * u_plain[:, d:], rtol=1e-4, atol=1e-6)
+    _, vectors = tuned.export_item_vectors()
+    norms = np.linalg.norm(vectors[:, :d], axis=1)
+    cold = np.isin(np.arange(N_ITEMS), sorted(COLD))
+    np.testing.assert_allclose(norms[cold], 1.5, rtol=1e-5)
+    np.testing.assert_allclose(norms[~cold], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(u_tuned @ vectors.T, tuned.score(HIST), rtol=1e-5, atol=1e-4)
+    feats = _features()
+    only = ItemFeatures(feats.n_attributes, (feats.attributes[5],), (feats.titles[5],))
+    np.testing.assert_allclose(tuned.embed_items(only)[0], vectors[5], rtol=1e-5, atol=1e-6)
+
+
+def test_content_aux_loss_and_epoch_fraction_run() -> None:
+    """The auxiliary content-only softmax trains without breaking the ranking (no skip path to lean on)."""
+    rng = np.random.default_rng(0)
+    train = Interactions(_sequences(300, rng, COLD), N_ITEMS, _features())
+    model = TwoTower(**{**FAST, "content_aux_weight": 1.0, "epoch_fraction": 0.5, "content_skip": False}).fit(train)
+    assert len(model.history_) == FAST["epochs_without_validation"] and np.isfinite(model.history_[-1]["loss"])
+    scores = model.score([np.array([36, 37, 38]), np.array([0, 1, 2])])
+    for row, cat in enumerate((3, 0)):  # without the skip path the cold item of the category still ranks high
+        cold_item = sorted(COLD)[cat]
+        assert (scores[row] > scores[row, cold_item]).sum() < PER_CAT
 
 
 def test_errors() -> None:
@@ -168,6 +206,12 @@ def test_errors() -> None:
         TwoTower(**{**FAST, "encoder": "lstm"}).fit(train)
     with pytest.raises(ValidationError, match="id_dropout"):
         TwoTower(**{**FAST, "id_dropout": 1.0}).fit(train)
+    with pytest.raises(ValidationError, match="epoch_fraction"):
+        TwoTower(**{**FAST, "epoch_fraction": 0.0}).fit(train)
+    with pytest.raises(ValidationError, match="cold_scale_grid"):
+        TwoTower(**{**FAST, "cold_scale_grid": (1.0, -1.0)}).fit(train)
+    with pytest.raises(ValidationError, match="content_weight_grid"):
+        TwoTower(**{**FAST, "content_weight_grid": ()}).fit(train)
     model = TwoTower(**{**FAST, "epochs_without_validation": 1}).fit(train)
     with pytest.raises(ValidationError, match="histories"):
         model.score([np.array([N_ITEMS])])

@@ -19,8 +19,19 @@
   candidate set (in-batch frequency from training counts + uniform share): the logQ correction.
   Without it the sampled softmax learns ``log p(j | session) - log q_j``, which over-penalizes
   popular items (they are negatives far more often); with it the scores estimate ``log p(j | session)``.
-  ``logq_weight`` between 0 and 1 trades the two.
-* Early stopping on the caller's ``validate`` callback; the best weights are kept. Seeded.
+  ``logq_weight`` between 0 and 1 trades the two. With ``content_aux_weight > 0`` a second softmax
+  over the same candidates, all with content-only vectors (as if never seen), is added to the loss:
+  it trains the content path to rank on its own, the state every new item is served in.
+* Early stopping on the caller's ``validate`` callback; the best weights are kept. An epoch visits
+  ``epoch_fraction`` of the sequences (a fresh random share each time), so validation can stop
+  between full passes. Seeded.
+* **Blend set on validation** (only with ``validate``): after training, the content skip weight is
+  multiplied by each value of ``content_weight_grid`` and the tower part of never-seen items by each
+  of ``cold_scale_grid``; the pair with the best validation score is kept. The skip weight learned by
+  gradient descent drifts away from content similarity, which is all a cold item has (measured:
+  benchmarks/quality/results/cold_start.md); the grid puts the trade-off back under validation.
+  ``cold_scale`` is a new-item exposure knob (> 1 lifts every never-seen item, < 1 buries them); the
+  default grid ``(1.0,)`` scores new items by the same function as old ones.
 
 Serving: :meth:`TwoTower.user_vectors` and :meth:`TwoTower.export_item_vectors` give the vectors for
 a vector index (score = inner product); :meth:`TwoTower.embed_items` embeds brand-new items from
@@ -153,6 +164,8 @@ class _Net(nn.Module):
     log_q: torch.Tensor
     content: torch.Tensor
     idf: torch.Tensor
+    cold_scale: torch.Tensor
+
     def __init__(self, item_tower: _ItemTower, content: torch.Tensor, idf: torch.Tensor, cfg: dict[str, Any]):
         super().__init__()
         self.items = item_tower
@@ -162,7 +175,8 @@ class _Net(nn.Module):
         self.register_buffer("content", content)
         self.register_buffer("idf", idf)
         self.content_decay = float(cfg["content_decay"])
-        self.log_content_weight = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.log_content_weight = nn.Parameter(torch.tensor(math.log(float(cfg["content_weight_init"]))))
+        self.register_buffer("cold_scale", torch.tensor(1.0))
 
     def content_user(self, tokens: torch.Tensor) -> torch.Tensor:
         """Recency-weighted mean content vector of the items up to each position ``(B, L, Dc)``."""
@@ -211,12 +225,16 @@ class TwoTower:
         mean_decay: float = 0.8,
         dropout: float = 0.2,
         id_dropout: float = 0.3,
+        content_aux_weight: float = 0.0,
         temperature: float = 0.05,
         n_negatives: int = 1024,
         logq_weight: float = 1.0,
         negatives_from: str = "seen",
         content_skip: bool = True,
         content_decay: float = 0.5,
+        content_weight_init: float = 10.0,
+        content_weight_grid: Sequence[float] = (1.0, 2.0, 3.0, 4.0),
+        cold_scale_grid: Sequence[float] = (1.0,),
         title_weight: float = 0.5,
         use_titles: bool = True,
         use_attributes: bool = True,
@@ -226,6 +244,7 @@ class TwoTower:
         weight_decay: float = 0.0,
         batch_size: int = 128,
         max_epochs: int = 100,
+        epoch_fraction: float = 1.0,
         epochs_without_validation: int = 20,
         patience: int = 3,
         max_train_seconds: float = 900.0,
@@ -234,9 +253,14 @@ class TwoTower:
     ) -> None:
         self.d, self.encoder, self.n_layers, self.n_heads = d, encoder, n_layers, n_heads
         self.max_len, self.mean_decay, self.dropout, self.id_dropout = max_len, mean_decay, dropout, id_dropout
+        self.content_aux_weight = content_aux_weight
         self.temperature, self.n_negatives, self.logq_weight = temperature, n_negatives, logq_weight
         self.negatives_from = negatives_from
         self.content_skip, self.content_decay, self.title_weight = content_skip, content_decay, title_weight
+        self.content_weight_init = content_weight_init
+        self.content_weight_grid = [float(v) for v in content_weight_grid]  # lists: the config round-trips JSON
+        self.cold_scale_grid = [float(v) for v in cold_scale_grid]
+        self.epoch_fraction = epoch_fraction
         self.use_titles, self.use_attributes = use_titles, use_attributes
         self.text_encoder, self.cache_dir = text_encoder, cache_dir
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
@@ -268,6 +292,12 @@ class TwoTower:
             raise ValidationError("negatives_from", self.negatives_from, "must be 'seen' or 'catalog'")
         if self.temperature <= 0:
             raise ValidationError("temperature", self.temperature, "must be > 0")
+        if not 0.0 < self.epoch_fraction <= 1.0:
+            raise ValidationError("epoch_fraction", self.epoch_fraction, "must be in (0, 1]")
+        for key in ("content_weight_init", "content_weight_grid", "cold_scale_grid"):
+            values = getattr(self, key)
+            if not values or not all(v > 0 for v in (values if isinstance(values, list) else (values,))):
+                raise ValidationError(key, values, "must be > 0 (and non-empty)")
 
     # ----------------------------------------------------------------- building
     def _titles(self, features: ItemFeatures, n_items: int) -> torch.Tensor:
@@ -331,7 +361,29 @@ class TwoTower:
         targets = _left_pad([s[1:] for s in seqs], self.max_len)
         epochs = self.max_epochs if validate is not None else min(self.max_epochs, self.epochs_without_validation)
         self._train_loop(inputs, targets, epochs, validate)
+        if validate is not None:
+            self._tune_blend(validate)
         return self
+
+    def _tune_blend(self, validate: ValidateFn) -> None:
+        """Pick the content-weight multiplier and cold tower scale with the best validation score."""
+        assert self.net_ is not None
+        net = self.net_
+        base = float(net.log_content_weight.detach())
+        grid = self.content_weight_grid if net.content.shape[1] else (1.0,)
+        best, choice = -math.inf, (1.0, 1.0)
+        for mult in grid:
+            for scale in self.cold_scale_grid:
+                with torch.no_grad():
+                    net.log_content_weight.fill_(base + math.log(mult))
+                    net.cold_scale.fill_(scale)
+                score = float(validate(self))
+                if score > best:
+                    best, choice = score, (mult, scale)
+        with torch.no_grad():
+            net.log_content_weight.fill_(base + math.log(choice[0]))
+            net.cold_scale.fill_(choice[1])
+        self.history_.append({"blend_content_mult": choice[0], "blend_cold_scale": choice[1], "validation": best})
 
     # ----------------------------------------------------------------- training
     def _train_loop(self, inputs: Any, targets: Any, epochs: int, validate: ValidateFn | None) -> None:
@@ -341,7 +393,7 @@ class TwoTower:
         best, best_state, waited, start = -math.inf, None, 0, time.monotonic()
         self.history_ = []
         for epoch in range(epochs):
-            order = rng.permutation(len(inputs))
+            order = rng.permutation(len(inputs))[: max(1, math.ceil(self.epoch_fraction * len(inputs)))]
             self.net_.train()
             self._item_cache = None
             total, steps = 0.0, 0
@@ -389,6 +441,10 @@ class TwoTower:
             logits = logits + self.net_.log_content_weight.exp() * (user_c @ self.net_.content[cands].T)
         labels = torch.searchsorted(cands, labels_item)
         loss = nn.functional.cross_entropy(logits, labels)
+        if self.content_aux_weight > 0:  # the same softmax with every candidate as a never-seen item
+            cold = nn.functional.normalize(self.net_.items(cands, torch.zeros_like(cands, dtype=torch.bool)), dim=-1)
+            aux = logits + (hidden @ (cold - cand_vecs).T) / self.temperature
+            loss = loss + self.content_aux_weight * nn.functional.cross_entropy(aux, labels)
         optim.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optim.step()
@@ -436,13 +492,16 @@ class TwoTower:
     def export_item_vectors(self) -> tuple[IntArray, FloatArray]:
         """``(item indices, vectors (n_items, dim))`` for an inner-product index; cold items from content only.
 
-        Each row is ``[unit tower vector ; content-kNN vector]`` (the second part only with the skip path).
+        Each row is ``[tower vector ; content-kNN vector]`` (the second part only with the skip path); the
+        tower vector is a unit vector, times the validated ``cold_scale`` for items never seen in training.
         """
         check_fitted(self, "net_")
         assert self.n_items_ is not None
         assert self.net_ is not None
         table = self._item_table()
-        vecs = torch.cat([nn.functional.normalize(table[1:], dim=-1), self.net_.content], dim=1)
+        tower = nn.functional.normalize(table[1:], dim=-1)
+        tower = torch.where(self.net_.items.warm[:, None], tower, tower * self.net_.cold_scale)
+        vecs = torch.cat([tower, self.net_.content], dim=1)
         return np.arange(self.n_items_, dtype=np.int64), vecs.numpy().astype(np.float32)
 
     def embed_items(self, features: ItemFeatures) -> FloatArray:
@@ -461,6 +520,7 @@ class TwoTower:
             titles = torch.from_numpy(embed_texts(features.titles, encoder=self.text_encoder, cache_dir=self.cache_dir))
         with torch.no_grad():
             vecs = nn.functional.normalize(tower.from_parts(torch.zeros(n, self.d), attr_pad, titles), dim=-1)
+            vecs = vecs * self.net_.cold_scale
         if self.net_.content.shape[1]:
             content, _ = self._content(features, n, self.net_.idf.numpy())
             vecs = torch.cat([vecs, content], dim=1)
@@ -496,6 +556,7 @@ class TwoTower:
             raise ValidationError("model.json", doc.get("model"), f"not a {cls.name} model of format {FORMAT_VERSION}")
         model = cls(**doc["config"])
         state = load_file(str(path / _WEIGHTS))
+        state.setdefault("cold_scale", torch.tensor(1.0))  # saved before the blend search existed
         meta = doc["meta"]
         model.n_items_ = int(meta["n_items"])
         net = model._build(
