@@ -312,6 +312,12 @@ class Engine:
         """The wire form of a stored item (NotFoundError when unknown)."""
         return item_to_dict(self.catalog.get(item_id))
 
+    def read_view(self) -> tuple[CatalogSnapshot, PolicyStage]:
+        """The catalog snapshot and policy stage in force, read together (search reads through this)."""
+        self._refresh_policy()
+        b = self._bindings
+        return b.snapshot, b.policy
+
     # -- policy -------------------------------------------------------------------------------
     def policy_dict(self) -> dict[str, Any]:
         """The policy in force, in its wire form (with its version)."""

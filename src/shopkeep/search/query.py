@@ -121,6 +121,11 @@ class ParsedQuery:
         rest = tuple(c for c in self.constraints if c is not constraint)
         return ParsedQuery(self.query, self.text, rest, self.sort, self.exact_item_id, self.corrections)
 
+    def without_all(self, dropped: tuple[Constraint, ...]) -> ParsedQuery:
+        """A copy without the ``dropped`` constraints."""
+        rest = tuple(c for c in self.constraints if all(c is not d for d in dropped))
+        return ParsedQuery(self.query, self.text, rest, self.sort, self.exact_item_id, self.corrections)
+
     def to_dict(self) -> dict[str, Any]:
         """The wire form shown in search responses."""
         return {"query": self.query, "text": self.text, "sort": self.sort, "exact_item_id": self.exact_item_id,

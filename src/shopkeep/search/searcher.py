@@ -97,6 +97,8 @@ class SearchRequest:
     store: str | None = None
     explain: bool = False
     mode: str = "hybrid"
+    #: False: parsed constraints only shape the text, they do not filter (retrieval evaluation).
+    use_constraints: bool = True
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,9 @@ class Searcher:
                             _price(snap, snap.index[pq.exact_item_id]))
             return SearchResponse((hit,), pq, (), 1, {"exact": True} if req.explain else None)
         store = req.store or (ctx.store if ctx is not None else None)
-        relaxation = relax(self.masks_, pq, base, store)
+        filtering = pq if req.use_constraints else ParsedQuery(pq.query, pq.text, tuple(
+            c for c in pq.constraints if c.text == "filter"), pq.sort)
+        relaxation = relax(self.masks_, filtering, base, store)
         mask = relaxation.mask
         matched = int(mask.sum())
         if relaxation.dropped:
@@ -274,7 +278,7 @@ class Searcher:
         if matched == 0:
             self.zero_after_relax += 1
             return SearchResponse((), pq, relaxation.dropped, 0, {"matched": 0} if req.explain else None)
-        sources = self._retrieve(req.mode, relaxation.parsed, mask, qv)
+        sources = self._retrieve(req.mode, pq.without_all(relaxation.dropped), mask, qv)
         fused = self._fuse(sources, mask, qv, req.mode)
         fused = self._personalize(fused, ctx)
         if pq.sort is not None:

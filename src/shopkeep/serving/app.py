@@ -32,6 +32,7 @@ from shopkeep.pipeline.ingest import IngestReport
 from shopkeep.serving.auth import ApiKeys, key_from_headers
 from shopkeep.serving.errors import ApiError, install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
+from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_web import web_router
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "report_to_dict", "slate_to_dict"]
@@ -239,6 +240,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     install_error_handlers(app)
     _register_routes(app)
     app.include_router(web_router())  # the storefront and console pages (serving/web) and /v1/web
+    app.include_router(search_router)  # POST /v1/search (serving/routes_search.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:
