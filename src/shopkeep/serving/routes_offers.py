@@ -1,0 +1,147 @@
+"""``POST /v1/offers/decide``, ``GET /v1/audit/decisions`` and ``GET /v1/audit/decisions/{id}``.
+
+The offer service lives in ``app.state.offers`` (an :class:`OffersService`); when absent, the first
+request builds one whose uplift model is fitted on a randomized exposure log of the frozen
+``responsive`` simulated world (a demo model; production fits on its own logged exposures), with
+audit records in the engine's Store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from shopkeep.errors import ValidationError
+from shopkeep.offers.audit import AuditTrail
+from shopkeep.offers.decide import ACTIONS, DecisionRequest, DecisionStack
+from shopkeep.offers.guardrails import ItemFacts, ShopperFacts
+from shopkeep.offers.simulation import default_rules
+from shopkeep.offers.uplift import FEATURES, UpliftModel
+from shopkeep.serving.auth import ApiKeys, key_from_headers
+from shopkeep.serving.errors import ApiError
+from shopkeep.simulate.pricing import CONFIGS, TREATMENTS, PriceWorld
+from shopkeep.types import Money, utc_now
+
+__all__ = ["OffersService", "offers_router"]
+_LOCK = threading.Lock()
+
+
+@dataclass
+class OffersService:
+    """The decision stack and its audit trail, shared by the offer routes."""
+
+    stack: DecisionStack
+    audit: AuditTrail
+
+
+def _scope(scope: str) -> Callable[[Request], None]:
+    def check(request: Request) -> None:
+        keys: ApiKeys = request.app.state.api_keys
+        verdict = keys.allows(key_from_headers(request.headers), scope)
+        if verdict is None:
+            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
+                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
+        if not verdict:
+            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
+
+    return check
+
+
+def _service(request: Request) -> OffersService:
+    with _LOCK:
+        svc: OffersService | None = getattr(request.app.state, "offers", None)
+        if svc is None:
+            world = PriceWorld.create(CONFIGS["responsive"], 0, n_shoppers=2000)
+            ratios = {n: 1 - t.discount_bps / 10_000 for n, t in TREATMENTS.items() if t.discount_bps}
+            model = UpliftModel(discounts=ratios).fit(world.log_randomized(rng_seed=1))
+            svc = OffersService(DecisionStack(model, default_rules()), AuditTrail(request.app.state.engine.store))
+            request.app.state.offers = svc
+        return svc
+
+
+SvcDep = Annotated[OffersService, Depends(_service)]
+
+
+def _money(body: Mapping[str, Any], key: str, required: bool = True) -> Money | None:
+    raw = body.get(key)
+    if raw is None:
+        if required:
+            raise ValidationError(key, None, "is required")
+        return None
+    return Money.parse(raw, field=key)
+
+
+def parse_request(body: Mapping[str, Any]) -> DecisionRequest:
+    """A DecisionRequest from the JSON body (``shopper_key``, ``item``, ``features``, ``ship_cost``...)."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("body", body, "must be a JSON object")
+    key = body.get("shopper_key")
+    if not isinstance(key, str) or not key:
+        raise ValidationError("shopper_key", key, "must be a non-empty pseudonymous key")
+    item = body.get("item")
+    if not isinstance(item, Mapping) or not isinstance(item.get("item_id"), str):
+        raise ValidationError("item", item, 'must be {"item_id", "price", "cost", "map_price"?}')
+    feats = body.get("features", {})
+    if not isinstance(feats, Mapping) or not all(isinstance(v, int | float) for v in feats.values()):
+        raise ValidationError("features", feats, "must map feature names to numbers")
+    actions = tuple(body.get("actions") or ACTIONS)
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise ValidationError("actions", unknown, f"unknown; known: {sorted(ACTIONS)}")
+    price = _money(item, "price")
+    if price is None:  # pragma: no cover - _money(required=True) already refused it
+        raise ValidationError("item.price", None, "is required")
+    facts = ItemFacts(item["item_id"], price, _money(item, "cost", False), _money(item, "map_price", False),
+                      str(item.get("category", "")), item.get("regulated_class"))
+    shopper = ShopperFacts(key, str(body.get("region", "")), str(body.get("channel", "web")),
+                           bool(body.get("loyalty_member", False)), str(body.get("segment", "default")))
+    ship = _money(body, "ship_cost", False) or Money(0, price.currency)
+    return DecisionRequest(shopper, facts, {k: float(v) for k, v in feats.items()}, ship,
+                           stock_age_days=int(body.get("stock_age_days", 0)), actions=actions, now=utc_now())
+
+
+def _decision_json(doc: Mapping[str, Any]) -> dict[str, Any]:
+    ranked = sorted((c for c in doc["candidates"] if c["allowed"] and c["action"] != doc["action"]),
+                    key=lambda c: -c["expected_value"])
+    return {"decision_id": doc["decision_id"], "action": doc["action"], "kind": ACTIONS[doc["action"]].kind,
+            "expected_value_cents": round(doc["expected_value"], 2), "offer_price": doc["offer_price"],
+            "personalized_price": doc["personalized_price"],
+            "disclosure": "personalized price" if doc["personalized_price"] else None,
+            "timing": ACTIONS[doc["action"]].timing, "channel": ACTIONS[doc["action"]].channel,
+            "runner_ups": [{"action": c["action"], "expected_value_cents": round(c["expected_value"], 2)}
+                           for c in ranked[:3]],
+            "model_versions": doc["model_versions"], "features_expected": list(FEATURES)}
+
+
+def offers_router() -> APIRouter:
+    """The offer-decision and audit routes (decide needs ``read``; audit needs ``admin``)."""
+    router = APIRouter()
+
+    @router.post("/v1/offers/decide", dependencies=[Depends(_scope("read"))], summary="Decide a bounded 1:1 offer")
+    def decide(svc: SvcDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        req = parse_request(body)
+        with _LOCK:
+            _, doc = svc.audit.decide(svc.stack, req)
+        return _decision_json(doc)
+
+    @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(_scope("admin"))],
+                summary="One stored offer decision with candidates, verdicts and model versions")
+    def get_decision(svc: SvcDep, decision_id: str, replay: bool = False) -> dict[str, Any]:
+        doc = svc.audit.get(decision_id)
+        if replay:
+            again = AuditTrail.replay(doc, svc.stack)
+            same = again.action == doc["action"] and again.decision_id == doc["decision_id"]
+            return {**doc, "replay": {"action": again.action, "expected_value": again.expected_value, "same": same}}
+        return doc
+
+    @router.get("/v1/audit/decisions", dependencies=[Depends(_scope("admin"))], summary="Filtered decision listing")
+    def list_decisions(svc: SvcDep, shopper_key: str | None = None, action: str | None = None,
+                       k: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        docs = svc.audit.list(shopper_key=shopper_key, action=action, k=k)
+        return {"decisions": docs, "count": len(docs)}
+
+    return router
