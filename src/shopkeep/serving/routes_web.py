@@ -42,8 +42,8 @@ from shopkeep.ranking import Objective, Ranker
 from shopkeep.serving.auth import ApiKeys, key_from_headers
 from shopkeep.serving.errors import ApiError
 
-__all__ = ["WEB_DIR", "catalog_page", "click_through", "facets", "objective_scores", "personas", "web_router",
-           "whatif_curve"]
+__all__ = ["WEB_DIR", "catalog_page", "click_through", "facets", "match_rows", "objective_scores", "personas",
+           "web_router", "whatif_curve"]
 
 #: The static files of the web app.
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -121,14 +121,11 @@ def _text_scores(snap: CatalogSnapshot, rows: np.ndarray, q: str) -> np.ndarray:
     return scores
 
 
-def catalog_page(snap: CatalogSnapshot, *, q: str = "", category: str = "", brand: str = "",
-                 attrs: Sequence[str] = (), max_price: int | None = None, in_stock: bool = False,
-                 ids: Sequence[str] = (), k: int = 24, offset: int = 0) -> dict[str, Any]:
-    """Matching active items (AND over the filters given) as product cards, ``total`` before paging.
-
-    Order: ``ids`` order when given, else keyword hits then rating (ties: catalog order)."""
+def match_rows(snap: CatalogSnapshot, *, q: str = "", category: str = "", brand: str = "",
+               attrs: Sequence[str] = (), max_price: int | None = None, in_stock: bool = False) -> np.ndarray:
+    """Snapshot indices of active items matching every filter given, best first: keyword hits (when
+    ``q``), then rating (ties: catalog order)."""
     mask = snap.active.copy()
-    stock = snap.in_stock()
     if category:
         mask &= snap.category_mask(category)
     if brand:
@@ -139,20 +136,28 @@ def catalog_page(snap: CatalogSnapshot, *, q: str = "", category: str = "", bran
     if max_price is not None:
         mask &= (snap.price_minor >= 0) & (snap.price_minor <= max_price)
     if in_stock:
-        mask &= stock
+        mask &= snap.in_stock()
+    rows = np.flatnonzero(mask)
+    rating = np.nan_to_num(snap.rating[rows].astype(np.float64), nan=0.0)
+    if not q.strip():
+        return rows[np.lexsort((rows, -rating))]
+    hits = _text_scores(snap, rows, q)
+    keep = hits > 0
+    rows, rating, hits = rows[keep], rating[keep], hits[keep]
+    return rows[np.lexsort((rows, -rating, -hits))]
+
+
+def catalog_page(snap: CatalogSnapshot, *, ids: Sequence[str] = (), k: int = 24, offset: int = 0,
+                 **filters: Any) -> dict[str, Any]:
+    """Matching items (see :func:`match_rows`; ``ids``: those of them, in the order given) as product
+    cards, with ``total`` before paging."""
     if ids:
-        idx = snap.indices(list(ids))
-        rows = np.array([i for i in idx.tolist() if i >= 0 and mask[i]], dtype=np.int64)
+        allowed = np.zeros(snap.n, dtype=bool)
+        allowed[match_rows(snap, **{**filters, "q": ""})] = True
+        rows = np.array([i for i in snap.indices(list(ids)).tolist() if i >= 0 and allowed[i]], dtype=np.int64)
     else:
-        rows = np.flatnonzero(mask)
-        rating = np.nan_to_num(snap.rating[rows].astype(np.float64), nan=0.0)
-        if q.strip():
-            hits = _text_scores(snap, rows, q)
-            keep = hits > 0
-            rows, rating, hits = rows[keep], rating[keep], hits[keep]
-            rows = rows[np.lexsort((rows, -rating, -hits))]
-        else:
-            rows = rows[np.lexsort((rows, -rating))]
+        rows = match_rows(snap, **filters)
+    stock = snap.in_stock()
     page = rows[offset: offset + k]
     return {"items": [_card(snap, int(i), stock) for i in page], "total": len(rows), "offset": offset}
 
@@ -168,23 +173,26 @@ class _Cache:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def facets(snap: CatalogSnapshot, *, top: int = 12) -> dict[str, Any]:
-    """Category (top two levels), brand and attribute-value counts over active items."""
+def facets(snap: CatalogSnapshot, rows: np.ndarray | None = None, *, top: int = 12) -> dict[str, Any]:
+    """Category (top two levels), brand and attribute-value counts over ``rows`` (default: active
+    items); attribute keys with at least two values, most widely present first."""
     cats: Counter[str] = Counter()
     brands: Counter[str] = Counter()
     attrs: dict[str, Counter[str]] = {}
-    for i in np.flatnonzero(snap.active).tolist():
+    present: Counter[str] = Counter()
+    for i in (np.flatnonzero(snap.active) if rows is None else rows).tolist():
         item = snap.items[i]
         cats.update(item.category[:2])
         if item.brand:
             brands[item.brand] += 1
+        present.update(item.attributes.keys())
         for key, value in item.attributes.items():
             for v in value if isinstance(value, tuple) else (value,):
                 attrs.setdefault(key, Counter())[str(v).lower() if isinstance(v, bool) else str(v)] += 1
+    keys = sorted((k for k in attrs if len(attrs[k]) > 1), key=lambda k: (-present[k], k))
     return {"categories": [{"name": n, "count": c} for n, c in cats.most_common(40)],
             "brands": [{"name": n, "count": c} for n, c in brands.most_common(40)],
-            "attributes": {k: [{"value": v, "count": c} for v, c in counter.most_common(top)]
-                           for k, counter in sorted(attrs.items()) if len(counter) > 1}}
+            "attributes": {k: [{"value": v, "count": c} for v, c in attrs[k].most_common(top)] for k in keys}}
 
 
 def personas(snap: CatalogSnapshot, *, n: int = 4, seeds: int = 3) -> list[dict[str, Any]]:
@@ -408,6 +416,23 @@ def _add_pages(router: APIRouter) -> None:
         return _static(name)
 
 
+class _Filters:
+    """The listing filters shared by ``/v1/web/catalog`` and ``/v1/web/facets``."""
+
+    def __init__(self, q: Annotated[str, Query(max_length=200)] = "",
+                 category: Annotated[str, Query(max_length=200)] = "",
+                 brand: Annotated[str, Query(max_length=200)] = "",
+                 attr: Annotated[list[str] | None, Query(max_length=20, description="key=value")] = None,
+                 max_price: Annotated[int | None, Query(ge=0, description="minor units")] = None,
+                 in_stock: bool = False) -> None:
+        self.q, self.category, self.brand, self.attr = q, category, brand, attr or []
+        self.max_price, self.in_stock = max_price, in_stock
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"q": self.q, "category": self.category, "brand": self.brand, "attrs": self.attr,
+                "max_price": self.max_price, "in_stock": self.in_stock}
+
+
 def web_router() -> APIRouter:
     """The web app's pages, static files and ``/v1/web`` JSON routes (read scope)."""
     router = APIRouter()
@@ -416,20 +441,18 @@ def web_router() -> APIRouter:
     read = [Depends(_read_scope)]
 
     @router.get("/v1/web/catalog", dependencies=read, summary="Catalog listing with keyword and filters (web app)")
-    def catalog(engine: EngineDep, q: Annotated[str, Query(max_length=200)] = "",
-                category: Annotated[str, Query(max_length=200)] = "",
-                brand: Annotated[str, Query(max_length=200)] = "",
-                attr: Annotated[list[str] | None, Query(max_length=20)] = None,
-                max_price: Annotated[int | None, Query(ge=0)] = None, in_stock: bool = False,
+    def catalog(engine: EngineDep, filters: Annotated[_Filters, Depends()],
                 ids: Annotated[str, Query(max_length=20_000, description="comma-separated item ids")] = "",
                 k: Annotated[int, Query(ge=1, le=100)] = 24, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
         wanted = [p.strip() for p in ids.split(",") if p.strip()]
-        return _json(catalog_page(_snapshot(engine), q=q, category=category, brand=brand, attrs=attr or [],
-                                  max_price=max_price, in_stock=in_stock, ids=wanted, k=k, offset=offset))
+        return _json(catalog_page(_snapshot(engine), ids=wanted, k=k, offset=offset, **filters.kwargs()))
 
-    @router.get("/v1/web/facets", dependencies=read, summary="Filter values with counts (web app)")
-    def get_facets(engine: EngineDep) -> Response:
+    @router.get("/v1/web/facets", dependencies=read, summary="Filter values with counts over the matches (web app)")
+    def get_facets(engine: EngineDep, filters: Annotated[_Filters, Depends()]) -> Response:
         snap = _snapshot(engine)
+        given = filters.kwargs()
+        if any(given.values()):
+            return _json(facets(snap, match_rows(snap, **given)))
         with cache.lock:
             if cache.facets is None or cache.facets[0] != id(snap):
                 cache.facets = (id(snap), facets(snap))

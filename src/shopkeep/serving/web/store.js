@@ -12,7 +12,7 @@ const SOURCE_WORDS = {
   popular: "popular right now",
   trending: "trending",
 };
-const ATTRIBUTE_FILTERS = 4;
+const ATTRIBUTE_FILTERS = 5;
 
 const main = document.getElementById("main");
 let state = load();
@@ -137,7 +137,9 @@ async function homePage() {
 async function searchIds(q) {
   if (!q || !(await hasRoute("/v1/search"))) return null;
   try {
-    const data = await api("/v1/search", {method: "POST", body: {query: q, k: 100, ...who()}});
+    // a slow search (e.g. its index still building) must not stall the page: fall back after 4 s
+    const data = await Promise.race([api("/v1/search", {method: "POST", body: {query: q, k: 100, ...who()}}),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("search timed out")), 4000))]);
     const ids = (data.items || data.results || []).map((r) => r.item_id).filter(Boolean);
     return ids.length ? ids : null;
   } catch (_) {
@@ -145,16 +147,20 @@ async function searchIds(q) {
   }
 }
 
-async function filtersForm(params) {
-  const facets = await api("/v1/web/facets");
+async function filtersForm(params, filters) {
+  const q = params.get("q") || "";
+  const facets = await api("/v1/web/facets", {params: {q, category: filters.category, brand: filters.brand}});
   const attrs = new Map((params.getAll("attr") || []).map((a) => a.split("=")));
   const select = (name, label, options, value) => h("label", {}, label,
     h("select", {name, "data-filter": name},
       h("option", {value: ""}, "Any"),
       options.map((o) => h("option", {value: o.value ?? o.name, selected: (o.value ?? o.name) === value},
         `${o.value ?? o.name} (${o.count})`))));
-  const attrKeys = Object.keys(facets.attributes).slice(0, ATTRIBUTE_FILTERS + 8)
-    .filter((k) => facets.attributes[k].length <= 12).slice(0, ATTRIBUTE_FILTERS);
+  // the attributes most widely present among the matches, and any already chosen
+  const attrKeys = [...new Set([...attrs.keys(), ...Object.keys(facets.attributes).slice(0, ATTRIBUTE_FILTERS)])];
+  for (const k of attrs.keys()) {
+    if (!facets.attributes[k]) facets.attributes[k] = [{value: attrs.get(k), count: 0}];
+  }
   const form = h("form", {class: "filters", "aria-label": "Filters"},
     h("h2", {}, "Filters"),
     select("category", "Category", facets.categories, params.get("category") || ""),
@@ -196,10 +202,11 @@ async function searchPage(params) {
   const data = await api("/v1/web/catalog",
     {params: {...filters, ...(ids ? {ids: ids.join(",")} : {q}), k: 48}});
   const how = ids ? "ranked by /v1/search" : "keyword match on title, brand and category";
-  mount(main, heading, h("div", {class: "with-filters"}, await filtersForm(params),
+  mount(main, heading, h("div", {class: "with-filters"}, await filtersForm(params, filters),
     h("section", {"aria-labelledby": "results-h"},
       h("h2", {id: "results-h"}, `${data.total} products`, h("span", {class: "small"}, ` (${how})`)),
-      data.items.length ? grid("Search results", data.items.map((item) => card(item)), {id: "results"})
+      data.items.length ? grid("Search results", data.items.map((item) => card(item)),
+          {id: "results", "data-hash": location.hash})
         : h("p", {}, "No products match these filters."))));
   return heading;
 }
@@ -310,7 +317,7 @@ async function render() {
     else if (path === "/search") heading = await searchPage(params);
     else if (path === "/cart") heading = await cartPage();
     else heading = await homePage();
-    if (ticket === rendering && heading) heading.focus();
+    if (ticket === rendering && heading && ticket > 1) heading.focus(); // not on first load
   } catch (err) {
     mount(main, h("h1", {tabindex: "-1"}, "Something went wrong"), h("p", {role: "alert"}, err.message));
   } finally {
