@@ -54,7 +54,10 @@ function why(rec, rules) {
   if (!lines.length) {
     lines.push(...rec.sources.map((name) => h("li", {}, h("strong", {}, name), `: ${SOURCE_WORDS[name] || ""}`)));
   }
-  for (const reason of rec.reasons) lines.push(h("li", {class: "rule"}, `rule: ${reason}`));
+  // "source:x" reasons repeat the sources listed above
+  for (const reason of rec.reasons.filter((r) => !r.startsWith("source:"))) {
+    lines.push(h("li", {class: "rule"}, `rule: ${reason}`));
+  }
   for (const r of rules) lines.push(h("li", {class: "rule"}, `rule ${r.rule_id} (${r.kind}): ${r.effect}`));
   return h("details", {class: "why"}, h("summary", {}, "Why this?"), h("ul", {}, lines));
 }
