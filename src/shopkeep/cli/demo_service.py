@@ -201,9 +201,10 @@ def serve_demo(console: Any, args: Any, store_uri: str, artifacts: Path) -> None
             console.print(f"[red]{exc}[/red]")
             return
         url = f"{base}/v1/recommendations?anonymous_id=demo-shopper&k=5&explain=true"
-        console.print(f"[bold green]ready[/bold green] on {base}  (try: curl '{url}'; Ctrl-C stops)")
+        console.print(f"[bold green]ready[/bold green]: storefront {base}/  console {base}/console  "
+                      f"API {base}/docs  (try: curl '{url}'; Ctrl-C stops)")
         if not args.no_browser:
-            webbrowser.open(url)
+            webbrowser.open(f"{base}/")
 
     threading.Thread(target=announce, daemon=True).start()
     serve(config_file=None, store=store_uri, online=args.online, host=host, port=port, workers=args.workers,
