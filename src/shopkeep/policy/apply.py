@@ -135,7 +135,7 @@ def _as_arrays(ranked: Sequence[Ranked], snapshot: CatalogSnapshot) -> RankedArr
     if getattr(ranked, "item_ids", None) is snapshot.item_ids and all(hasattr(ranked, a) for a in needed):
         arrays: RankedArrays = ranked  # type: ignore[assignment]
         idx = arrays.indices
-        if len(np.unique(idx)) == len(idx) and (not len(idx) or (idx.min() >= 0 and idx.max() < snapshot.n)):
+        if (not len(idx) or (idx.min() >= 0 and idx.max() < snapshot.n)) and len(set(idx.tolist())) == len(idx):
             return arrays
     return None
 

@@ -159,8 +159,10 @@ class RankedArrays(Sequence[ScoredItem]):
 
 def _arrays_of(fused: Sequence[Fused], snapshot: CatalogSnapshot) -> FusedArraysLike | None:
     """``fused`` when it is held as arrays over ``snapshot``."""
-    if isinstance(fused, FusedArraysLike) and fused.item_ids is snapshot.item_ids:
-        return fused
+    # attribute checks, not isinstance on a runtime Protocol (slow on the request path)
+    if getattr(fused, "item_ids", None) is snapshot.item_ids and hasattr(fused, "indices") and hasattr(
+            fused, "scores"):
+        return fused  # type: ignore[return-value]
     return None
 
 
@@ -215,6 +217,7 @@ class Ranker:
         self.objective = objective or Objective()
         self.model: PurchaseModel = model or RelevancePrior()
         self.return_cost_fraction = return_cost_fraction
+        self._head_check: tuple[object, bool] | None = None
 
     def unit_margin_minor(self, snapshot: CatalogSnapshot, indices: npt.NDArray[np.int64]) -> FloatArray:
         """``price - cost - return_cost_fraction * price`` per snapshot index (0 where price or cost is unknown)."""
@@ -226,9 +229,10 @@ class Ranker:
     def _heads(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
                snapshot: CatalogSnapshot) -> list[tuple[FloatArray | None, FloatArray]]:
         """Per request (p_click or None, p_purchase): one batch call for a :class:`HeadModel`."""
-        if isinstance(self.model, HeadModel):
+        if self.learned:
             rows = [r for r, f in enumerate(fused) if f]
-            got = self.model.predict_heads_many([contexts[r] for r in rows], [fused[r] for r in rows], snapshot)
+            got = self.model.predict_heads_many(  # type: ignore[attr-defined]
+                [contexts[r] for r in rows], [fused[r] for r in rows], snapshot)
             out: list[tuple[FloatArray | None, FloatArray]] = [(np.zeros(0), np.zeros(0))] * len(fused)
             for r, (pc, pp) in zip(rows, got, strict=True):
                 out[r] = (np.asarray(pc, dtype=np.float64), np.asarray(pp, dtype=np.float64))
@@ -271,7 +275,10 @@ class Ranker:
     @property
     def learned(self) -> bool:
         """Whether the model is a learned re-ranker (has click and purchase heads)."""
-        return isinstance(self.model, HeadModel)
+        checked = self._head_check
+        if checked is None or checked[0] is not self.model:  # isinstance on a Protocol is slow: once per model
+            checked = self._head_check = (self.model, isinstance(self.model, HeadModel))
+        return checked[1]
 
     def save(self, path: str | Path) -> Path:
         """Save the learned model with this ranker's objective (LightGBM text + JSON; see ``learned``)."""

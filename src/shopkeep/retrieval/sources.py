@@ -31,6 +31,7 @@ from shopkeep.retrieval.base import Candidate, Mask
 from shopkeep.retrieval.binding import (
     FloatArray,
     Hit,
+    IntArray,
     ModelBinding,
     anchors,
     check_masks,
@@ -230,6 +231,8 @@ class PopularSource:
         self.total_: dict[str, float] = {}
         self.ref_ms_: int | None = None
         self._scores: FloatArray | None = None
+        # the best items of the current scores, in top_k order, and whether that is every scored item
+        self._top: tuple[FloatArray, IntArray, bool] | None = None
         # dense copies of trend_/total_ over snapshot indices, kept in step by add() (the tables they
         # were built from are remembered: assigning new tables rebuilds them)
         self._dense: tuple[FloatArray, FloatArray] | None = None
@@ -311,7 +314,17 @@ class PopularSource:
         """:meth:`retrieve` as (snapshot indices, scores) per context."""
         check_masks(contexts, masks, self.snapshot.n, k)
         scores = self.scores()
-        return [top_k(scores, m, k) for m in masks]
+        top = self._top
+        if top is None or top[0] is not scores or (len(top[1]) < 4 * k and not top[2]):
+            want = min(self.snapshot.n, max(2048, 8 * k))
+            best = top_k(scores, np.ones(self.snapshot.n, dtype=np.bool_), want)[0]
+            top = self._top = (scores, best, len(best) < want or want == self.snapshot.n)
+        out: list[Hit] = []
+        for m in masks:
+            # the first k eligible of the best items are the k best eligible, unless too few are eligible
+            idx = top[1][m[top[1]]][:k]
+            out.append((idx, scores[idx]) if len(idx) == k or top[2] else top_k(scores, m, k))
+        return out
 
 
 class AffinitySource:
@@ -460,10 +473,16 @@ class AffinitySource:
             if not keys:
                 out.append(no_hit())
                 continue
-            match = np.zeros(self.snapshot.n)
+            # scored only over the eligible items matching some key (the same values as over all items)
+            hit = self.key_mask(keys[0][0]).copy()
+            for key, _ in keys[1:]:
+                hit |= self.key_mask(key)
+            rows = np.flatnonzero(hit & mask)
+            match = np.zeros(len(rows))
             for j, (key, w) in enumerate(keys):
-                match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)
-            scores = np.where(match > 0, match + self.prior_weight * prior, -np.inf)
-            out.append(top_k(scores, mask, k))
+                match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)[rows]
+            scores = np.where(match > 0, match + self.prior_weight * prior[rows], -np.inf)
+            top, val = top_k(scores, np.ones(len(rows), dtype=np.bool_), k)
+            out.append((rows[top], val))
         return out
 
