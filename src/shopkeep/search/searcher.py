@@ -80,7 +80,7 @@ class SearchConfig:
     encoder: str = MINILM
     candidates: int = 200
     rrf_k: int = 60
-    weights: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    weights: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 0.5})
     personalization: float = 1.0
     sort_pool: int = 1000
     cache_dir: str | None = "default"
