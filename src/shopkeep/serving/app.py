@@ -33,6 +33,7 @@ from shopkeep.serving.auth import ApiKeys, key_from_headers
 from shopkeep.serving.errors import ApiError, install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
 from shopkeep.serving.routes_catalog import catalog_router
+from shopkeep.serving.routes_concierge import router as concierge_router
 from shopkeep.serving.routes_offers import offers_router
 from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_web import web_router
@@ -244,6 +245,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(web_router())  # the storefront and console pages (serving/web) and /v1/web
     app.include_router(search_router)  # POST /v1/search (serving/routes_search.py)
     app.include_router(offers_router())  # POST /v1/offers/decide, GET /v1/audit/decisions (routes_offers.py)
+    app.include_router(concierge_router)  # POST /v1/concierge/messages (routes_concierge.py)
     app.include_router(catalog_router())  # /v1/catalog/audit|proposals, product JSON-LD, feed (routes_catalog.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
