@@ -119,7 +119,7 @@ class Concierge:
         self.profiles = profiles
         self.context = context
         self.recommend = recommend
-        self.selector = selector or QuestionSelector(k=k)
+        self.selector = selector or QuestionSelector(min_gain_bits=1.2, k=3 * k)
         self.ask = ask
         self.k = k
 
