@@ -17,7 +17,8 @@ def tiny_items() -> list[Item]:
 
     pick = (FulfillmentOption("pickup", "store-01", sla_days=0, same_day=True),)
     return [
-        Item("m1", "Hydra Fragrance-Free Moisturizer", brand="Lumen Skin", category=("Beauty", "Skincare", "Moisturizer"),
+        Item("m1", "Hydra Fragrance-Free Moisturizer", brand="Lumen Skin",
+             category=("Beauty", "Skincare", "Moisturizer"),
              price=m(2500), rating_avg=4.5, attributes={"fragrance_free": True, "skin_type": ("sensitive", "dry"),
                                                         "vegan": True}, inventory={"store-01": 3}, fulfillment=pick),
         Item("m2", "Rose Glow Moisturizer", brand="Petal & Co", category=("Beauty", "Skincare", "Moisturizer"),
@@ -37,7 +38,8 @@ def tiny_items() -> list[Item]:
         Item("b1", "Trail Waterproof Hiking Boot, Wide Fit - Size 9", brand="Ridgeway Goods",
              category=("Footwear", "Boots", "Hiking Boot"), price=m(14000),
              attributes={"waterproof": True, "fit": "wide", "size": "9", "color": "brown"}),
-        Item("b2", "Summit Hiking Boot - Size 10", brand="Ridgeway Goods", category=("Footwear", "Boots", "Hiking Boot"),
+        Item("b2", "Summit Hiking Boot - Size 10", brand="Ridgeway Goods",
+             category=("Footwear", "Boots", "Hiking Boot"),
              price=m(12000), attributes={"waterproof": False, "fit": "regular", "size": "10", "color": "black"}),
         Item("c1", "Gentle Foam Cleanser", brand="Clinique", category=("Beauty", "Skincare", "Cleanser"), price=m(2100),
              attributes={"ingredients": "Water, Sodium Laureth Sulfate, Parfum (Fragrance).", "skin_type": ("oily",)}),

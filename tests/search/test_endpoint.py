@@ -15,7 +15,7 @@ import pytest
 from shopkeep.cli.demo_service import free_port, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from conftest import Service, build_store, stop  # type: ignore[import-not-found]  # noqa: E402
+from conftest import Service, build_store, stop  # type: ignore[import-not-found]
 
 
 @pytest.fixture(scope="module")

@@ -120,7 +120,7 @@ def test_explicit_filters_and_bad_filters(tiny_searcher: Searcher) -> None:
 
     from shopkeep.errors import ValidationError
 
-    with pytest.raises(ValidationError, match="filters.colour"):
+    with pytest.raises(ValidationError, match=r"filters\.colour"):
         tiny_searcher.search(SearchRequest("dress", filters={"colour": "red"}))
     with pytest.raises(ValidationError, match="k"):
         tiny_searcher.search(SearchRequest("dress", k=0))
