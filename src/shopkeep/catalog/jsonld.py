@@ -20,7 +20,7 @@ without inventory records is untracked and counts as in stock), else ``OutOfStoc
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +28,10 @@ from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.types import Item, Money
 
-__all__ = ["IN_STOCK", "OUT_OF_STOCK", "Mismatch", "check_feed", "price_string", "product_feed", "product_jsonld"]
+__all__ = [
+    "IN_STOCK", "OUT_OF_STOCK", "Mismatch", "check_feed", "in_stock_flags", "price_string", "product_feed",
+    "product_jsonld",
+]
 
 IN_STOCK = "https://schema.org/InStock"
 OUT_OF_STOCK = "https://schema.org/OutOfStock"
@@ -113,10 +116,15 @@ def product_feed(items: Iterable[Item], *, base_url: str = "") -> Iterator[dict[
         yield from _chunk_docs(chunk, base_url)
 
 
+def in_stock_flags(items: Sequence[Item]) -> list[bool]:
+    """Whether each item is available anywhere, by :meth:`CatalogSnapshot.in_stock` (any currency mix)."""
+    bare = [replace(it, price=None, cost=None, map_price=None) for it in items]  # a snapshot holds one currency
+    return [bool(x) for x in CatalogSnapshot.from_items(bare).in_stock().tolist()]
+
+
 def _chunk_docs(items: Sequence[Item], base_url: str) -> Iterator[dict[str, Any]]:
-    stock = CatalogSnapshot.from_items(items).in_stock()
-    for it, ok in zip(items, stock.tolist(), strict=True):
-        yield product_jsonld(it, in_stock=bool(ok), base_url=base_url)
+    for it, ok in zip(items, in_stock_flags(items), strict=True):
+        yield product_jsonld(it, in_stock=ok, base_url=base_url)
 
 
 def _claims(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from shopkeep.catalog.audit import audit_catalog
 from shopkeep.catalog.extract import apply_proposals, propose
-from shopkeep.catalog.jsonld import product_feed, product_jsonld
-from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.catalog.jsonld import in_stock_flags, product_feed, product_jsonld
 from shopkeep.errors import NotFoundError
 from shopkeep.pipeline.engine import Engine
 from shopkeep.serving.auth import ApiKeys, key_from_headers
@@ -88,7 +87,7 @@ def catalog_router() -> APIRouter:
         item = engine.catalog.get(item_id)
         if not item.active:
             raise NotFoundError(f"item {item_id!r} is not active", {"item_id": item_id})
-        in_stock = bool(CatalogSnapshot.from_items([item]).in_stock()[0])
+        in_stock = in_stock_flags([item])[0]
         return Response(orjson.dumps(product_jsonld(item, in_stock=in_stock, base_url=_base_url(request))),
                         media_type="application/ld+json")
 
