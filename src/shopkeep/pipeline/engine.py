@@ -185,7 +185,7 @@ class Engine:
         out: list[Event] = []
         for raw in raw_events:
             event_id = raw.get("event_id") if isinstance(raw, Mapping) else None
-            if event_id in inserted:
+            if isinstance(event_id, str) and event_id in inserted:  # an id of the wrong type was rejected
                 inserted.discard(event_id)  # a repeated id in one batch counts once
                 out.append(parse_event(raw))
         return out
