@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from shopkeep.catalog.snapshot import CatalogSnapshot, Mask
 from shopkeep.search.attributes import AttributeTable
@@ -27,12 +28,19 @@ __all__ = ["MaskCache", "Relaxation", "constraints_mask", "pickup_mask", "relax"
 _OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal, "==": np.equal}
 
 
-def _category_mask(snapshot: CatalogSnapshot, value: str) -> Mask:
-    out = np.zeros(snapshot.n, dtype=np.bool_)
+def _category_index(snapshot: CatalogSnapshot) -> dict[str, npt.NDArray[np.int64]]:
+    """Word key of every category level name → rows whose path holds it (one pass per snapshot)."""
+    keys: dict[str, str] = {}
+    rows: dict[str, list[int]] = {}
     for i, path in enumerate(snapshot.category_paths):
-        if any(" ".join(words(level)) == value for level in path):
-            out[i] = True
-    return out
+        for level in path:
+            key = keys.get(level)
+            if key is None:
+                key = keys[level] = " ".join(words(level))
+            found = rows.setdefault(key, [])
+            if not found or found[-1] != i:
+                found.append(i)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in rows.items()}
 
 
 def pickup_mask(snapshot: CatalogSnapshot, location: str | None) -> Mask:
@@ -55,6 +63,15 @@ class MaskCache:
         self.snapshot = snapshot
         self.table = table
         self._memo: dict[tuple[str, str], Mask] = {}
+        self._categories = _category_index(snapshot)
+
+    def category(self, value: str) -> Mask:
+        """Items with a category level whose word key is ``value``."""
+        out = np.zeros(self.snapshot.n, dtype=np.bool_)
+        rows = self._categories.get(value)
+        if rows is not None:
+            out[rows] = True
+        return out
 
     def _get(self, kind: str, value: str, fn: object) -> Mask:
         key = (kind, value)
@@ -65,7 +82,7 @@ class MaskCache:
     def one(self, c: Constraint, store: str | None) -> Mask:
         snap, table = self.snapshot, self.table
         if c.kind == "category":
-            return self._get("category", str(c.value), lambda: _category_mask(snap, str(c.value)))
+            return self._get("category", str(c.value), lambda: self.category(str(c.value)))
         if c.kind == "brand":
             return snap.brand_mask(str(c.value))
         if c.kind == "attribute":
