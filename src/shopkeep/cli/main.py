@@ -19,13 +19,13 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
-    from shopkeep.cli import catalog, demo, evaluate, experiments, explore, ingest, offers, search, serve, train
+    from shopkeep.cli import catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train
 
     parser = argparse.ArgumentParser(prog="shopkeep", description="1:1 retail personalization engine")
     parser.add_argument("--version", action="version", version=f"shopkeep {__version__}")
     parser.add_argument("--config", help="TOML config file (SHOPKEEP_<SECTION>__<KEY> env vars override it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (catalog, demo, evaluate, experiments, explore, ingest, offers, search, serve, train):
+    for module in (catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train):
         module.register(sub)
     return parser
 

@@ -32,6 +32,7 @@ from shopkeep.pipeline.ingest import IngestReport
 from shopkeep.serving.auth import ApiKeys, key_from_headers
 from shopkeep.serving.errors import ApiError, install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
+from shopkeep.serving.routes_agents import agents_router
 from shopkeep.serving.routes_catalog import catalog_router
 from shopkeep.serving.routes_concierge import router as concierge_router
 from shopkeep.serving.routes_offers import offers_router
@@ -247,6 +248,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(offers_router())  # POST /v1/offers/decide, GET /v1/audit/decisions (routes_offers.py)
     app.include_router(concierge_router)  # POST /v1/concierge/messages (routes_concierge.py)
     app.include_router(catalog_router())  # /v1/catalog/audit|proposals, product JSON-LD, feed (routes_catalog.py)
+    app.include_router(agents_router())  # /v1/agents: product facts, availability, policy, grants (routes_agents.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:

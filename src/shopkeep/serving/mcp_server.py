@@ -1,0 +1,117 @@
+"""An MCP server (official ``mcp`` SDK, ``MCPServer``) exposing shopkeep to AI shopping agents.
+
+Every tool is one request to the shopkeep HTTP API and answers its JSON unchanged, so an agent only
+ever sees governed data (catalog, inventory, policy, the engine's slates), never invented facts:
+
+* ``search_products(query, k)`` → ``POST /v1/search``
+* ``get_product(item_id)`` → ``GET /v1/agents/products/{id}``
+* ``check_availability(item_id, location)`` → ``GET /v1/agents/availability/{id}``
+* ``get_policy(item_id, region)`` → ``GET /v1/agents/policy``
+* ``recommend(user_id | anonymous_id, surface, item_id, k)`` → ``GET /v1/recommendations``
+* ``get_offer(user_id, item_id)`` → ``POST /v1/agents/offer-eligibility``
+* ``explain_recommendation(trace_id)`` → ``GET /v1/agents/explanations/{trace_id}``
+
+:func:`remote_client` talks to a running service (``shopkeep mcp --api URL``); :func:`local_client`
+serves the same routes in-process over an :class:`Engine` (``shopkeep mcp`` without ``--api``).
+An API error becomes a tool error carrying the error envelope's code and message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from shopkeep import __version__
+from shopkeep.config import Config
+from shopkeep.pipeline.engine import Engine
+
+__all__ = ["build_server", "local_client", "remote_client"]
+
+_INSTRUCTIONS = ("shopkeep answers from the merchant's governed catalog, inventory and policy. Quote prices as "
+                 "display_price (never below MAP); every item, price and reason comes from the tool results.")
+
+
+def remote_client(api: str, api_key: str | None = None, *, timeout_s: float = 30.0) -> httpx.AsyncClient:
+    """An HTTP client for a running shopkeep service at ``api`` (Bearer ``api_key`` when given)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.AsyncClient(base_url=api.rstrip("/"), headers=headers, timeout=timeout_s)
+
+
+def local_client(engine: Engine, config: Config | None = None) -> httpx.AsyncClient:
+    """An HTTP client that serves the shopkeep app in-process over ``engine`` (auth off: the caller owns the store)."""
+    from shopkeep.serving.app import create_app
+
+    app = create_app(config or engine.config, engine, auth=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shopkeep.local", timeout=60.0)
+
+
+async def _call(client: httpx.AsyncClient, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        res = await client.request(method, path, params=query, json=body)
+    except httpx.HTTPError as exc:
+        raise ToolError(f"shopkeep service unreachable: {exc}") from exc
+    try:
+        data = res.json()
+    except ValueError as exc:
+        raise ToolError(f"shopkeep answered HTTP {res.status_code} without JSON") from exc
+    if res.status_code >= 400:
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        raise ToolError(f"{err.get('code', res.status_code)}: {err.get('message', res.text[:200])}")
+    if not isinstance(data, dict):
+        raise ToolError("shopkeep answered a non-object JSON document")
+    return data
+
+
+def build_server(client: httpx.AsyncClient) -> MCPServer:
+    """The MCP server whose tools call the shopkeep API through ``client``."""
+    server: MCPServer = MCPServer("shopkeep", instructions=_INSTRUCTIONS, version=__version__)
+
+    @server.tool()
+    async def search_products(query: str, k: int = 10, user_id: str | None = None,
+                              store: str | None = None) -> dict[str, Any]:
+        """Search the catalog: constraints parsed from the text (price, attributes, availability) are hard filters."""
+        body = {"query": query, "k": k, "store": store,
+                **({"user_id": user_id} if user_id else {"anonymous_id": "mcp-agent"})}
+        return await _call(client, "POST", "/v1/search", body={k_: v for k_, v in body.items() if v is not None})
+
+    @server.tool()
+    async def get_product(item_id: str) -> dict[str, Any]:
+        """Catalog facts of one product: price, MAP-safe display price, attributes, rating."""
+        return await _call(client, "GET", f"/v1/agents/products/{item_id}")
+
+    @server.tool()
+    async def check_availability(item_id: str, location: str | None = None) -> dict[str, Any]:
+        """Units by location, ship SLA and same-day pickup stores (with ``location``: that store's answer)."""
+        return await _call(client, "GET", f"/v1/agents/availability/{item_id}", params={"location": location})
+
+    @server.tool()
+    async def get_policy(item_id: str, region: str | None = None) -> dict[str, Any]:
+        """The merchant rules that apply to an item in a region (regulated/age gates, exclusions, promotions)."""
+        return await _call(client, "GET", "/v1/agents/policy", params={"item_id": item_id, "region": region})
+
+    @server.tool()
+    async def recommend(user_id: str | None = None, anonymous_id: str | None = None,
+                        surface: Literal["home", "pdp", "cart"] = "home", item_id: str | None = None,
+                        k: int = 10) -> dict[str, Any]:
+        """A ranked, policy-checked slate with reasons and a trace_id (item_id is required for surface=pdp)."""
+        params = {"user_id": user_id, "anonymous_id": anonymous_id if (anonymous_id or user_id) else "mcp-agent",
+                  "surface": surface, "item_id": item_id, "k": k}
+        return await _call(client, "GET", "/v1/recommendations", params=params)
+
+    @server.tool()
+    async def get_offer(user_id: str, item_id: str, region: str | None = None) -> dict[str, Any]:
+        """Price, MAP and the bounded offer decision (if any) for this shopper and item."""
+        body = {"user_id": user_id, "item_id": item_id, **({"region": region} if region else {})}
+        return await _call(client, "POST", "/v1/agents/offer-eligibility", body=body)
+
+    @server.tool()
+    async def explain_recommendation(trace_id: str) -> dict[str, Any]:
+        """The slate served under ``trace_id`` as logged: items, positions, candidate sources, propensities."""
+        return await _call(client, "GET", f"/v1/agents/explanations/{trace_id}")
+
+    return server
