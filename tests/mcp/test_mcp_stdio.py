@@ -23,7 +23,7 @@ from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.cli.demo_service import free_port, wait_ready
 
 TOOLS = {"search_products", "get_product", "check_availability", "get_policy", "recommend", "get_offer",
-         "explain_recommendation"}
+         "explain_recommendation", "get_my_context"}
 
 
 def _env(folder: Path, **extra: str) -> dict[str, str]:
@@ -37,17 +37,17 @@ def _env(folder: Path, **extra: str) -> dict[str, str]:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("mcp-serve")
     uri, artifacts, snapshot = build_store(folder, n_items=300)
-    read = secrets.token_urlsafe(12)
+    read, admin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     port = free_port()
     log = (folder / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts",
                              str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
-                            env=_env(folder, SHOPKEEP_SERVING__API_KEYS=f"{read}:read"), stdout=log,
+                            env=_env(folder, SHOPKEEP_SERVING__API_KEYS=f"{read}:read,{admin}:admin"), stdout=log,
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, 90.0, proc)
-        yield Service(base, read, "", "", snapshot, uri, artifacts, proc)
+        yield Service(base, read, "", admin, snapshot, uri, artifacts, proc)
     finally:
         stop(proc)
         log.close()
@@ -67,7 +67,7 @@ async def _data(client: Client, tool: str, args: dict[str, Any]) -> dict[str, An
     return data
 
 
-async def _exercise(client: Client, snapshot: CatalogSnapshot) -> None:
+async def _exercise(client: Client, snapshot: CatalogSnapshot, token: str) -> None:
     """List the tools and check each answer against the catalog the store was built from."""
     listed = {t.name for t in (await client.list_tools()).tools}
     assert listed >= TOOLS, listed
@@ -100,6 +100,17 @@ async def _exercise(client: Client, snapshot: CatalogSnapshot) -> None:
     why = await _data(client, "explain_recommendation", {"trace_id": slate["trace_id"]})
     assert list(why["items"]) == [it["item_id"] for it in slate["items"]]
 
+    explained = await _data(client, "explain_recommendation", {"anonymous_id": "mcp-test", "k": 3})
+    assert explained["explain"] and len(explained["items"]) <= 3
+
+    offer = await _data(client, "get_offer", {"user_id": "mcp-u1", "item_id": item.item_id})
+    assert offer["price"] == item.price.to_dict() and offer["offer"]["decision_id"]  # type: ignore[union-attr]
+
+    mine = await _data(client, "get_my_context", {"shopper_token": token})
+    assert mine["user_id"] == "mcp-u1" and mine["scopes"] == ["orders"] and "preferences" not in mine
+    forged = await client.call_tool("get_my_context", {"shopper_token": "skt_forged"})
+    assert forged.is_error and "unauthorized" in str(forged.content)
+
     policy = await _data(client, "get_policy", {"item_id": item.item_id, "region": "US-CA"})
     assert policy["item_id"] == item.item_id and isinstance(policy["eligible"], bool)
 
@@ -107,10 +118,20 @@ async def _exercise(client: Client, snapshot: CatalogSnapshot) -> None:
     assert missing.is_error and "not_found" in str(missing.content)
 
 
+def _grant(service: Service) -> str:
+    with service.client(service.admin) as c:
+        res = c.post("/v1/agents/grants", json={"user_id": "mcp-u1", "scopes": ["orders"], "ttl_s": 600})
+        assert res.status_code == 200, res.text
+        token: str = res.json()["token"]
+        return token
+
+
 def test_stdio_over_a_running_service(service: Service, tmp_path: Path) -> None:
+    token = _grant(service)
+
     async def go() -> None:
         async with _stdio(["--api", service.base, "--api-key", service.read], tmp_path) as client:
-            await _exercise(client, service.snapshot)
+            await _exercise(client, service.snapshot, token)
 
     asyncio.run(go())
 
@@ -125,13 +146,15 @@ def test_stdio_with_a_wrong_key_answers_tool_errors(service: Service, tmp_path: 
 
 
 def test_stdio_in_process_over_the_store(service: Service, tmp_path: Path) -> None:
+    token = _grant(service)  # granted through the service, stored in the shared store
+
     async def go() -> None:
         # the same SQLite file the service uses; WAL lets both read it
         args = ["--store", service.store_uri]
         params = StdioServerParameters(command=sys.executable, args=["-m", "shopkeep.cli.main", "mcp", *args],
                                        env=_env(tmp_path, SHOPKEEP_SERVING__ARTIFACTS_DIR=str(service.artifacts)))
         async with Client(params, read_timeout_seconds=60.0) as client:
-            await _exercise(client, service.snapshot)
+            await _exercise(client, service.snapshot, token)
 
     asyncio.run(go())
 

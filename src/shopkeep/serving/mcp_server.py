@@ -9,7 +9,9 @@ ever sees governed data (catalog, inventory, policy, the engine's slates), never
 * ``get_policy(item_id, region)`` → ``GET /v1/agents/policy``
 * ``recommend(user_id | anonymous_id, surface, item_id, k)`` → ``GET /v1/recommendations``
 * ``get_offer(user_id, item_id)`` → ``POST /v1/agents/offer-eligibility``
-* ``explain_recommendation(trace_id)`` → ``GET /v1/agents/explanations/{trace_id}``
+* ``explain_recommendation(trace_id)`` → ``GET /v1/agents/explanations/{trace_id}``; without a trace id, the
+  request (user/anonymous id, surface, item) is answered by ``GET /v1/recommendations?explain=true``
+* ``get_my_context(shopper_token)`` → ``GET /v1/agents/me/context`` (a token the shopper granted)
 
 :func:`remote_client` talks to a running service (``shopkeep mcp --api URL``); :func:`local_client`
 serves the same routes in-process over an :class:`Engine` (``shopkeep mcp`` without ``--api``).
@@ -23,6 +25,7 @@ from typing import Any, Literal
 import httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 from shopkeep import __version__
 from shopkeep.config import Config
@@ -49,10 +52,10 @@ def local_client(engine: Engine, config: Config | None = None) -> httpx.AsyncCli
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> dict[str, Any]:
+                body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
     query = {k: v for k, v in (params or {}).items() if v is not None}
     try:
-        res = await client.request(method, path, params=query, json=body)
+        res = await client.request(method, path, params=query, json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise ToolError(f"shopkeep service unreachable: {exc}") from exc
     try:
@@ -70,8 +73,9 @@ async def _call(client: httpx.AsyncClient, method: str, path: str, *, params: di
 def build_server(client: httpx.AsyncClient) -> MCPServer:
     """The MCP server whose tools call the shopkeep API through ``client``."""
     server: MCPServer = MCPServer("shopkeep", instructions=_INSTRUCTIONS, version=__version__)
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    @server.tool()
+    @server.tool(annotations=read_only)
     async def search_products(query: str, k: int = 10, user_id: str | None = None,
                               store: str | None = None) -> dict[str, Any]:
         """Search the catalog: constraints parsed from the text (price, attributes, availability) are hard filters."""
@@ -79,22 +83,22 @@ def build_server(client: httpx.AsyncClient) -> MCPServer:
                 **({"user_id": user_id} if user_id else {"anonymous_id": "mcp-agent"})}
         return await _call(client, "POST", "/v1/search", body={k_: v for k_, v in body.items() if v is not None})
 
-    @server.tool()
+    @server.tool(annotations=read_only)
     async def get_product(item_id: str) -> dict[str, Any]:
         """Catalog facts of one product: price, MAP-safe display price, attributes, rating."""
         return await _call(client, "GET", f"/v1/agents/products/{item_id}")
 
-    @server.tool()
+    @server.tool(annotations=read_only)
     async def check_availability(item_id: str, location: str | None = None) -> dict[str, Any]:
         """Units by location, ship SLA and same-day pickup stores (with ``location``: that store's answer)."""
         return await _call(client, "GET", f"/v1/agents/availability/{item_id}", params={"location": location})
 
-    @server.tool()
+    @server.tool(annotations=read_only)
     async def get_policy(item_id: str, region: str | None = None) -> dict[str, Any]:
         """The merchant rules that apply to an item in a region (regulated/age gates, exclusions, promotions)."""
         return await _call(client, "GET", "/v1/agents/policy", params={"item_id": item_id, "region": region})
 
-    @server.tool()
+    @server.tool(annotations=read_only)
     async def recommend(user_id: str | None = None, anonymous_id: str | None = None,
                         surface: Literal["home", "pdp", "cart"] = "home", item_id: str | None = None,
                         k: int = 10) -> dict[str, Any]:
@@ -103,15 +107,28 @@ def build_server(client: httpx.AsyncClient) -> MCPServer:
                   "surface": surface, "item_id": item_id, "k": k}
         return await _call(client, "GET", "/v1/recommendations", params=params)
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))  # audited
     async def get_offer(user_id: str, item_id: str, region: str | None = None) -> dict[str, Any]:
         """Price, MAP and the bounded offer decision (if any) for this shopper and item."""
         body = {"user_id": user_id, "item_id": item_id, **({"region": region} if region else {})}
         return await _call(client, "POST", "/v1/agents/offer-eligibility", body=body)
 
-    @server.tool()
-    async def explain_recommendation(trace_id: str) -> dict[str, Any]:
-        """The slate served under ``trace_id`` as logged: items, positions, candidate sources, propensities."""
-        return await _call(client, "GET", f"/v1/agents/explanations/{trace_id}")
+    @server.tool(annotations=read_only)
+    async def explain_recommendation(trace_id: str | None = None, user_id: str | None = None,
+                                     anonymous_id: str | None = None,
+                                     surface: Literal["home", "pdp", "cart"] = "home", item_id: str | None = None,
+                                     k: int = 10) -> dict[str, Any]:
+        """Why a slate was served: by ``trace_id`` the logged slate (items, sources, propensities); else the
+        slate for this request with the engine's explanation (sources, scores, rules that fired)."""
+        if trace_id:
+            return await _call(client, "GET", f"/v1/agents/explanations/{trace_id}")
+        params = {"user_id": user_id, "anonymous_id": anonymous_id if (anonymous_id or user_id) else "mcp-agent",
+                  "surface": surface, "item_id": item_id, "k": k, "explain": "true"}
+        return await _call(client, "GET", "/v1/recommendations", params=params)
+
+    @server.tool(annotations=read_only)
+    async def get_my_context(shopper_token: str) -> dict[str, Any]:
+        """The shopper's own recent orders and stated preferences, as far as the token they granted allows."""
+        return await _call(client, "GET", "/v1/agents/me/context", headers={"X-Shopper-Token": shopper_token})
 
     return server
