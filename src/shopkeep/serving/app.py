@@ -36,6 +36,7 @@ from shopkeep.serving.routes_agents import agents_router
 from shopkeep.serving.routes_catalog import catalog_router
 from shopkeep.serving.routes_concierge import router as concierge_router
 from shopkeep.serving.routes_offers import offers_router
+from shopkeep.serving.routes_privacy import privacy_router
 from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_web import web_router
 
@@ -249,6 +250,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(concierge_router)  # POST /v1/concierge/messages (routes_concierge.py)
     app.include_router(catalog_router())  # /v1/catalog/audit|proposals, product JSON-LD, feed (routes_catalog.py)
     app.include_router(agents_router())  # /v1/agents: product facts, availability, policy, grants (routes_agents.py)
+    app.include_router(privacy_router())  # GET/DELETE /v1/users/{user_id} (routes_privacy.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:
