@@ -25,6 +25,7 @@ from shopkeep.serving.errors import ApiError
 __all__ = ["privacy_router"]
 
 _SCOPE = "admin"
+UserPath = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def _require_admin() -> Callable[[Request], None]:
@@ -47,18 +48,17 @@ def _json(data: Any) -> Response:
 def privacy_router() -> APIRouter:
     """The ``/v1/users/{user_id}`` routes."""
     router = APIRouter()
-    user_path = Annotated[str, Path(min_length=1, max_length=256)]
 
     @router.get("/v1/users/{user_id}", dependencies=[Depends(_require_admin())],
                 summary="Everything the engine stores about a shopper (right of access)")
-    def get_user(user_id: user_path, request: Request) -> Response:
+    def get_user(user_id: UserPath, request: Request) -> Response:
         engine: Engine = request.app.state.engine
         engine.flush()  # served slates still buffered belong to the answer
         return _json(user_data(engine.store, user_id))
 
     @router.delete("/v1/users/{user_id}", dependencies=[Depends(_require_admin())],
                    summary="Erase a shopper: profile, identity, online state; their log records lose their ids")
-    def delete_user(user_id: user_path, request: Request,
+    def delete_user(user_id: UserPath, request: Request,
                     anonymous_id: Annotated[list[str] | None, Query(max_length=100)] = None) -> Response:
         engine: Engine = request.app.state.engine
         engine.flush()
