@@ -91,6 +91,21 @@ def build(folder: Path, n_items: int, seed: int) -> tuple[str, Path, list[str]]:
     return uri, folder / "artifacts", [it.item_id for it in synthetic.items]
 
 
+def _reuse(folder: Path, n_items: int, seed: int) -> tuple[str, Path, list[str]]:
+    """The store built in ``folder`` for (n_items, seed), built first when missing."""
+    folder = folder / f"items{n_items}-seed{seed}"
+    if not (folder / "artifacts").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        return build(folder, n_items, seed)
+    uri = f"sqlite:///{folder}/bench.db"
+    store = open_store(uri)
+    try:
+        items = [it.item_id for it in CatalogRepository(store).iter_items()]
+    finally:
+        store.close()
+    return uri, folder / "artifacts", items
+
+
 def _event(session: int, item: str, kind: str = "view") -> dict[str, Any]:
     return {"event_id": secrets.token_hex(8), "type": kind, "anonymous_id": f"bench-{session}",
             "session_id": f"bench-s{session}", "item_id": item, "timestamp": _ts(-1)}
@@ -126,11 +141,16 @@ async def open_loop(client: httpx.AsyncClient, items: list[str], sessions: int, 
 
     async def one(at: float, n: int) -> None:
         session = rng.randrange(sessions)
-        if interleave and n % interleave == 0:
-            await client.post("/v1/events", json={"events": [_event(session, rng.choice(items))]})
-            posted[0] += 1
-        r = await client.get("/v1/recommendations", params={"anonymous_id": f"bench-{session}",
-                                                            "session_id": f"bench-s{session}", "k": 10})
+        try:
+            if interleave and n % interleave == 0:
+                await client.post("/v1/events", json={"events": [_event(session, rng.choice(items))]})
+                posted[0] += 1
+            r = await client.get("/v1/recommendations", params={"anonymous_id": f"bench-{session}",
+                                                                "session_id": f"bench-s{session}", "k": 10})
+        except httpx.HTTPError as exc:  # a dropped connection is an error of the run, not its end
+            print(f"request {n}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            errors[0] += 1
+            return
         if r.status_code != 200:
             errors[0] += 1
         latencies.append((time.perf_counter() - at) * 1000)
@@ -189,20 +209,28 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--retrieval-k", type=int, default=500, help="candidates fused per request")
+    p.add_argument("--store-dir", type=Path, default=None,
+                   help="build the store and artifacts here once and reuse them on later runs (default: a temp dir)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
         folder = Path(tmp)
-        uri, artifacts, items = build(folder, args.items, args.seed)
+        if args.store_dir is not None:
+            uri, artifacts, items = _reuse(args.store_dir, args.items, args.seed)
+        else:
+            uri, artifacts, items = build(folder, args.items, args.seed)
         port = free_port()
         proc = start_server(uri, artifacts, port, keys=None, workers=args.workers, online=args.online,
                             log_file=folder / "server.log", extra=("--retrieval-k", str(args.retrieval_k)))
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, 300.0, proc)
+            wait_ready(base, 600.0, proc)
             result = asyncio.run(run_load(base, items, args))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            log_tail = (folder / "server.log").read_text(errors="replace").splitlines()[-15:]
+            if any("Error" in line or "Traceback" in line for line in log_tail):
+                print("server log (tail):", *log_tail, sep="\n", file=sys.stderr)
     lat, vis = result["lat"], result["visible"]
     achieved = len(lat) / args.duration
     rows = [

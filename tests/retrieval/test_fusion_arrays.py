@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from shopkeep.ranking import Objective, Ranker
-from shopkeep.retrieval import FusedArrays, PopularSource, Retriever
+from shopkeep.retrieval import FusedArrays, PopularSource, Retriever, top_k
 from shopkeep.retrieval.binding import to_candidate_lists
 from shopkeep.retrieval.fusion import ArraySource
 
@@ -107,3 +107,17 @@ def test_popular_counts_added_in_batches_equal_a_single_fit(world: World) -> Non
     replaced.ref_ms_ = once.ref_ms_
     replaced.add([])
     assert np.array_equal(replaced.scores(), once.scores())
+
+
+@pytest.mark.parametrize("prefix_min", [1, 8, 40])
+def test_popular_best_items_prefix_equals_a_full_top_k(world: World, make_contexts: Any, prefix_min: int) -> None:
+    source = PopularSource(world.snapshot).fit(world.store.events)
+    source.prefix_min = prefix_min  # a short prefix: selective masks must fall back to the full top-k
+    contexts = make_contexts(12, prefix_min)
+    rng = np.random.default_rng(prefix_min)
+    masks = [rng.random(world.snapshot.n) < share for share in np.linspace(0.01, 1.0, len(contexts))]
+    for k in (1, 5, 30, 400):
+        got = source.retrieve_arrays(contexts, masks, k)
+        for (idx, val), mask in zip(got, masks, strict=True):
+            want_idx, want_val = top_k(source.scores(), mask, k)
+            assert np.array_equal(idx, want_idx) and np.array_equal(val, want_val)

@@ -233,6 +233,8 @@ class PopularSource:
         self._scores: FloatArray | None = None
         # the best items of the current scores, in top_k order, and whether that is every scored item
         self._top: tuple[FloatArray, IntArray, bool] | None = None
+        #: How many best items are kept sorted per score version (a request filters them by its mask).
+        self.prefix_min = 2048
         # dense copies of trend_/total_ over snapshot indices, kept in step by add() (the tables they
         # were built from are remembered: assigning new tables rebuilds them)
         self._dense: tuple[FloatArray, FloatArray] | None = None
@@ -316,7 +318,7 @@ class PopularSource:
         scores = self.scores()
         top = self._top
         if top is None or top[0] is not scores or (len(top[1]) < 4 * k and not top[2]):
-            want = min(self.snapshot.n, max(2048, 8 * k))
+            want = min(self.snapshot.n, max(self.prefix_min, 8 * k))
             best = top_k(scores, np.ones(self.snapshot.n, dtype=np.bool_), want)[0]
             top = self._top = (scores, best, len(best) < want or want == self.snapshot.n)
         out: list[Hit] = []
