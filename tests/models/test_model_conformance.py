@@ -26,6 +26,8 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "two_tower": {"d": 16, "max_len": 10, "max_epochs": 2, "epochs_without_validation": 2, "batch_size": 32,
                   "n_negatives": 16, "num_threads": 1, "text_encoder": "hashing", "cache_dir": None},
     "content_knn": {"text_encoder": "hashing", "cache_dir": None},
+    "sasrec_knn": {"sasrec": {"d": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "max_epochs": 2,
+                              "epochs_without_validation": 2, "batch_size": 32, "num_threads": 1}},
 }
 
 

@@ -3,7 +3,8 @@
 The runner builds the ``validate`` callback (seqrec: NDCG@10 on the validation split; sessions:
 MRR@20 on the held-out tail of the training sessions) and passes it to ``model.fit``. Models that
 declare ``refit_on_validation = True`` are then refit from their config on ``split.refit_train``
-(train + validation targets, never a test target) before the test phase; all others are tested as
+(train + validation targets, never a test target) before the test phase — by their own
+``refit(train)`` method when they have one (it returns the model to test) — all others are tested as
 fitted on the train part. Scoring runs in chunks so full ranking over 40k items stays in memory.
 """
 
@@ -230,7 +231,11 @@ def run_evaluation(
     if refit:
         start = time.perf_counter()
         _seed_everything(seed)
-        model = type(model)(**model.get_config()).fit(split.refit_train)
+        refit_fn = getattr(model, "refit", None)
+        if callable(refit_fn):  # e.g. a blend that refits only its closed-form member
+            model = refit_fn(split.refit_train)
+        else:
+            model = type(model)(**model.get_config()).fit(split.refit_train)
         train_seconds += time.perf_counter() - start
     start = time.perf_counter()
     test_metrics = _metrics(model, test, ks, sessions, progress, "test")

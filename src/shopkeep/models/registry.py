@@ -54,6 +54,7 @@ MODELS: dict[str, str] = {
     "sasrec_session": "shopkeep.models.sasrec:SASRecSession",
     "two_tower": "shopkeep.models.two_tower:TwoTower",
     "content_knn": "shopkeep.models.content:ContentKNN",
+    "sasrec_knn": "shopkeep.models.blend:SASRecKNNBlend",
 }
 
 #: The best shipped default (by test NDCG@10 on Beauty/Toys under the seqrec protocol).

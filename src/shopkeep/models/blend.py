@@ -1,0 +1,199 @@
+"""SASRec + itemknn blend: per-row standardized scores mixed with a weight chosen on validation.
+
+``score = w * z(sasrec) + (1 - w) * z(itemknn)`` where ``z`` standardizes each row (mean 0, std 1),
+so the two members' very different score scales do not matter. ``fit`` trains both members on the
+train part (SASRec early-stops on the caller's ``validate`` callback), then calls ``validate`` on the
+blend once per weight in ``weights`` and keeps the best (``w = 0`` and ``w = 1`` are the members alone,
+so on validation the blend is never worse than its better member). Without a callback it uses
+``default_weight``. During that search SASRec's last hidden states are cached per history chunk (by
+content), so each extra weight costs one matrix product instead of a transformer pass.
+
+``refit(train)`` (called by the evaluation runner because ``refit_on_validation`` is true) returns a
+blend with the *same* SASRec and weight and an itemknn refit on ``train`` (train + validation
+targets): itemknn is closed-form and cheap, SASRec would have to be retrained from scratch.
+
+Artifacts: a directory with ``model.json`` (config, weight, validation scores per weight) and the
+members' own artifacts in ``sasrec/`` and ``itemknn/`` (safetensors / npz, no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+from shopkeep.errors import ValidationError
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
+from shopkeep.models.itemknn import ItemKNNRecommender
+from shopkeep.models.registry import read_artifact, write_artifact
+from shopkeep.models.sasrec import SASRec, _left_pad
+
+__all__ = ["SASRecKNNBlend", "zscore"]
+
+#: SASRec member overrides: a shorter training cap than SASRec alone, so that SASRec training, the
+#: weight search, validation and test stay within 20 minutes per seed on two busy CPU cores.
+DEFAULT_SASREC: dict[str, Any] = {"max_train_seconds": 780.0}
+DEFAULT_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
+
+
+def zscore(scores: FloatArray) -> FloatArray:
+    """Standardize each row to mean 0, std 1 (a constant row becomes all zeros).
+
+    >>> [[round(float(v), 3) for v in row] for row in zscore(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))]
+    [[-1.225, 0.0, 1.225], [0.0, 0.0, 0.0]]
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    out: FloatArray = ((scores - mean) / np.maximum(std, 1e-12)).astype(np.float32)
+    return out
+
+
+def _content_key(histories: Sequence[IntArray]) -> bytes:
+    """A digest of the histories' contents (lengths and items), used as a cache key."""
+    digest = hashlib.blake2b(digest_size=16)
+    for hist in histories:
+        arr = np.ascontiguousarray(hist, dtype=np.int64)
+        digest.update(arr.size.to_bytes(8, "little"))
+        digest.update(arr.tobytes())
+    return digest.digest()
+
+
+def _check_indices(histories: Sequence[IntArray], n_items: int) -> None:
+    for hist in histories:
+        arr = np.asarray(hist)
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n_items):
+            raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {n_items})")
+
+
+class SASRecKNNBlend:
+    """Score-level blend of SASRec and itemknn (see the module docstring)."""
+
+    name = "sasrec_knn"
+    refit_on_validation = True
+
+    def __init__(
+        self,
+        *,
+        sasrec: dict[str, Any] | None = None,
+        itemknn: dict[str, Any] | None = None,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        default_weight: float = 0.5,
+    ) -> None:
+        self.sasrec = dict(DEFAULT_SASREC if sasrec is None else sasrec)
+        self.itemknn = dict(itemknn or {})
+        self.weights = [float(w) for w in weights]
+        self.default_weight = float(default_weight)
+        self.sasrec_: SASRec | None = None
+        self.itemknn_: ItemKNNRecommender | None = None
+        self.weight_: float | None = None
+        self.search_: dict[str, float] = {}
+        self._cache: dict[bytes, torch.Tensor] | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments."""
+        return {
+            "sasrec": dict(self.sasrec),
+            "itemknn": dict(self.itemknn),
+            "weights": list(self.weights),
+            "default_weight": self.default_weight,
+        }
+
+    def _check_params(self) -> None:
+        for field, value in [("default_weight", self.default_weight)] + [("weights", w) for w in self.weights]:
+            if not 0.0 <= value <= 1.0:
+                raise ValidationError(field, value, "must be within [0, 1]")
+        if not self.weights:
+            raise ValidationError("weights", self.weights, "must name at least one weight")
+
+    def _members(self) -> tuple[SASRec, ItemKNNRecommender]:
+        try:
+            return SASRec(**self.sasrec), ItemKNNRecommender(**self.itemknn)
+        except TypeError as exc:
+            raise ValidationError("sasrec/itemknn", sorted({**self.sasrec, **self.itemknn}), str(exc)) from None
+
+    def fit(self, train: Interactions, validate: ValidateFn | None = None) -> Self:
+        """Fit both members on ``train``; with ``validate``, pick the weight that scores best on it."""
+        self._check_params()
+        sas, knn = self._members()
+        self.itemknn_ = knn.fit(train)
+        self.sasrec_ = sas.fit(train, validate=validate)
+        self.weight_, self.search_ = self.default_weight, {}
+        if validate is None:
+            return self
+        self._cache = {}
+        try:
+            for w in self.weights:
+                self.weight_ = w
+                self.search_[str(w)] = float(validate(self))
+        finally:
+            self._cache = None
+        self.weight_ = max(self.weights, key=lambda w: self.search_[str(w)])
+        return self
+
+    def refit(self, train: Interactions) -> SASRecKNNBlend:
+        """A copy with the same SASRec and weight and itemknn refit on ``train`` (train + validation)."""
+        check_fitted(self, "sasrec_")
+        model = type(self)(**self.get_config())
+        model.sasrec_, model.weight_, model.search_ = self.sasrec_, self.weight_, dict(self.search_)
+        model.itemknn_ = ItemKNNRecommender(**self.itemknn).fit(train)
+        return model
+
+    def _sasrec_scores(self, histories: Sequence[IntArray]) -> FloatArray:
+        """SASRec's scores; during the weight search, from cached last hidden states."""
+        sas = self.sasrec_
+        assert sas is not None
+        if self._cache is None or sas.net_ is None or sas.net_.repeat_gate is not None:
+            return sas.score(histories)
+        net = sas.net_
+        with torch.no_grad():
+            table = net.item_table()
+            key = _content_key(histories)
+            if key not in self._cache:
+                _check_indices(histories, sas.n_items_ or 0)
+                seqs = torch.from_numpy(_left_pad(histories, sas.max_len)).to(sas.device)
+                chunks = [net.encode(seqs[lo : lo + 512], table)[:, -1] for lo in range(0, len(seqs), 512)]
+                self._cache[key] = torch.cat(chunks)
+            return (self._cache[key] @ table[1:].T).float().cpu().numpy()  # type: ignore[no-any-return]
+
+    def score(self, histories: Sequence[IntArray]) -> FloatArray:
+        """``weight_ * z(sasrec) + (1 - weight_) * z(itemknn)``, shape ``(len(histories), n_items)``."""
+        check_fitted(self, "sasrec_")
+        assert self.sasrec_ is not None and self.itemknn_ is not None and self.weight_ is not None
+        w = self.weight_
+        if w >= 1.0:
+            return zscore(self._sasrec_scores(histories))
+        knn = zscore(self.itemknn_.score(histories))
+        if w <= 0.0:
+            return knn
+        return (w * zscore(self._sasrec_scores(histories)) + (1.0 - w) * knn).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        """Write ``model.json`` (config, weight, search) and the members into ``sasrec/`` and ``itemknn/``."""
+        check_fitted(self, "sasrec_")
+        assert self.sasrec_ is not None and self.itemknn_ is not None
+        path = Path(path)
+        self.sasrec_.save(path / "sasrec")
+        self.itemknn_.save(path / "itemknn")
+        meta = {"weight": self.weight_, "validation_by_weight": self.search_}
+        write_artifact(path, self.name, self.get_config(), {}, meta)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        doc, _ = read_artifact(path, cls.name)
+        model = cls(**doc["config"])
+        meta = doc.get("meta", {})
+        weight = meta.get("weight")
+        if not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise ValidationError("meta.weight", weight, f"{path}/model.json: must be a number within [0, 1]")
+        model.weight_ = float(weight)
+        model.search_ = {str(k): float(v) for k, v in meta.get("validation_by_weight", {}).items()}
+        model.sasrec_ = SASRec.load(path / "sasrec")
+        model.itemknn_ = ItemKNNRecommender.load(path / "itemknn")
+        return model
