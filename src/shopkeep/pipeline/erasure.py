@@ -11,7 +11,8 @@ What happens, exactly:
   record that mentions one of the ids is *rewritten in place*, keeping its position (seq), time and
   count, so item popularity and log counts stay what they were. In its JSON payload ``user_id`` and
   ``session_id`` are removed (events log) or set to null (other logs), ``anonymous_id`` and any other
-  string equal to one of the ids become a fresh random token per record (``erased-<16 hex>``), so the
+  string equal to one of the ids become a fresh random token per record (``erased-<16 hex>``) (an id
+  inside a longer string, e.g. an order number, is cut out and replaced by ``erased``), so the
   erased events no longer link to each other nor to the person (they drop out of sequence training as
   one-event histories). The partition becomes ``erased``; a key (event_id) that contains one of the ids
   is replaced by ``erased-<blake2b of the old key>`` so a client retry of the same event is still told
@@ -130,8 +131,11 @@ def _scrub(value: Any, ids: frozenset[str], events: bool) -> Any:
         return out
     if isinstance(value, list):
         return [_scrub(v, ids, events) for v in value]
-    if isinstance(value, str) and value in ids:
-        return _token()
+    if isinstance(value, str):
+        if value in ids:
+            return _token()
+        for i in ids:  # an id inside a longer string (an order number, free text): cut it out
+            value = value.replace(i, "erased")
     return value
 
 
@@ -174,8 +178,6 @@ def _scrubbed(records: Iterable[LogRecord], log: str, ids: Sequence[str]) -> Ite
             if isinstance(data, dict) and "event_id" in data:
                 data["event_id"] = key
         payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        if _mentions(payload, ids):  # an id inside a longer string (free text): drop the record's body
-            payload = json.dumps({"erased": True, "event_id": key} if log == EVENTS_LOG else {"erased": True})
         yield rec, LogRecord(key=key, ts_ms=rec.ts_ms, payload=payload, partition=ERASED_PARTITION, seq=rec.seq)
 
 
