@@ -248,17 +248,23 @@ def shopper_grant(engine: Engine, token: str | None) -> dict[str, Any]:
     return dict(doc)
 
 
-def create_grant(request: Request, engine: Engine, body: GrantBody) -> dict[str, Any]:
-    """Mint a token for ``body.user_id`` (admin key, or a ``delegate`` token of that shopper, narrowing only)."""
+def grant_caller(request: Request) -> dict[str, Any] | None:
+    """Who asks for a grant: None for an admin key, else the caller's own live shopper grant (401 otherwise)."""
+    keys: ApiKeys = request.app.state.api_keys
+    if keys.allows(key_from_headers(request.headers), "admin") is True:
+        return None
+    return shopper_grant(request.app.state.engine, _bearer(request))
+
+
+def create_grant(engine: Engine, body: GrantBody, parent: dict[str, Any] | None) -> dict[str, Any]:
+    """Mint a token for ``body.user_id``: any for an admin (``parent`` None); a shopper's ``delegate`` token
+    may mint only narrower tokens for the same shopper, expiring no later than itself."""
     bad = sorted(set(body.scopes) - set(GRANT_SCOPES))
     if bad:
         raise ValidationError("scopes", bad, f"unknown; use {list(GRANT_SCOPES)}")
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=body.ttl_s)
-    keys: ApiKeys = request.app.state.api_keys
-    presented = key_from_headers(request.headers)
-    if keys.allows(presented, "admin") is not True:
-        parent = shopper_grant(engine, _bearer(request))
+    if parent is not None:
         if parent["user_id"] != body.user_id or "delegate" not in parent["scopes"]:
             raise ApiError("forbidden", "only an admin key or this shopper's delegate token may grant access",
                            {"user_id": body.user_id})
@@ -335,8 +341,9 @@ def agents_router() -> APIRouter:
         return explanation(engine, trace_id)
 
     @router.post("/grants", summary="Mint a scoped, expiring shopper token (admin, or the shopper's delegate token)")
-    def post_grant(body: GrantBody, engine: EngineDep, request: Request) -> dict[str, Any]:
-        return create_grant(request, engine, body)
+    def post_grant(body: GrantBody, engine: EngineDep,
+                   parent: Annotated[dict[str, Any] | None, Depends(grant_caller)]) -> dict[str, Any]:
+        return create_grant(engine, body, parent)
 
     @router.get("/me/context", summary="The granting shopper's own context (shopper token required)")
     def get_me(engine: EngineDep, request: Request) -> dict[str, Any]:
