@@ -1,7 +1,7 @@
 """Schemathesis against a real ``shopkeep serve`` process: every operation of the served OpenAPI schema,
 positive and negative examples, no 5xx, and every 4xx in the error envelope (issue #8, item 4).
 
-The number of examples per operation is bounded (``SHOPKEEP_FUZZ_EXAMPLES``, default 25) so the whole
+The number of examples per operation is bounded (``SHOPKEEP_FUZZ_EXAMPLES``, default 20) so the whole
 module fits in about a minute of CI; raise it locally for a deeper run.
 """
 
@@ -22,7 +22,7 @@ from tests.serving.conftest import Service, build_store, launch, stop
 
 #: h11's default max_incomplete_event_size: a longer request line never reaches the app.
 H11_LIMIT = 16 * 1024
-EXAMPLES = int(os.environ.get("SHOPKEEP_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SHOPKEEP_FUZZ_EXAMPLES", "20"))
 
 
 @pytest.fixture(scope="module")
