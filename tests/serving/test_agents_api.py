@@ -59,7 +59,8 @@ def env() -> Iterator[Env]:
     with TestClient(create_app(config, engine, auth=True)) as c:
         e = Env(c, engine, {it.item_id: it for it in items})
         code, _ = e.post("/v1/events", {"events": [
-            event("purchase", "a-u1", user_id="u1", item_id=base.item_id, order_id="o-1", quantity=1),
+            event("purchase", "a-u1", user_id="u1", item_id=base.item_id, order_id="o-1", quantity=1, offset_s=-60),
+            event("return", "a-u1", user_id="u1", item_id=base.item_id, order_id="o-1", reason="too_small"),
             event("purchase", "a-u2", user_id="u2", item_id=items[5].item_id, order_id="o-2", quantity=1)]}, ADMIN)
         assert code == 200
         yield e
@@ -156,7 +157,8 @@ def test_grants_scope_the_shopper_context(env: Env) -> None:
     code, ctx = env.get("/v1/agents/me/context", key=grant["token"])
     assert code == 200 and ctx["user_id"] == "u1"
     bought = next(iter(env.items.values())).item_id
-    assert [o["item_id"] for o in ctx["recent_orders"]] == [bought]
+    assert [(o["item_id"], o["order_id"], o["quantity"]) for o in ctx["recent_orders"]] == [(bought, "o-1", 1)]
+    assert [(r["item_id"], r["reason"]) for r in ctx["returns"]] == [(bought, "too_small")]
     assert "preferences" not in ctx  # not granted
     code, full = env.post("/v1/agents/grants", {"user_id": "u1", "scopes": ["orders", "preferences"]}, ADMIN)
     _, ctx = env.get("/v1/agents/me/context", key=full["token"])

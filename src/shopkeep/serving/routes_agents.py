@@ -27,14 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import NotFoundError, ShopkeepError, ValidationError
-from shopkeep.events.log import read_slates
+from shopkeep.events.log import events_of_user, read_slates
 from shopkeep.features.context import ContextRequest
 from shopkeep.pipeline.engine import Engine
 from shopkeep.policy.hard import hard_checks, map_mode, selector_mask
 from shopkeep.policy.model import BoostRule, ExcludeRule, PinRule, PolicySet, RegulatedRule
+from shopkeep.profiles.identity import IdentityGraph
 from shopkeep.serving.auth import ApiKeys, digest, key_from_headers
 from shopkeep.serving.errors import ApiError
-from shopkeep.types import Item, Money
+from shopkeep.types import EventType, Item, Money
 
 __all__ = ["GRANT_SCOPES", "agents_router", "availability", "product_facts"]
 
@@ -279,17 +280,30 @@ def create_grant(engine: Engine, body: GrantBody, parent: dict[str, Any] | None)
     return {"token": token, "user_id": body.user_id, "scopes": doc["scopes"], "expires_at": doc["expires_at"]}
 
 
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _orders(engine: Engine, user_id: str, k: int = 50) -> dict[str, Any]:
+    """The shopper's last ``k`` purchases and returns from the event log (their linked anonymous ids included)."""
+    events = events_of_user(engine.store, user_id, IdentityGraph(engine.store).anonymous_ids(user_id))
+    bought = [e for e in events if e.type == EventType.PURCHASE][-k:]
+    returned = [e for e in events if e.type == EventType.RETURN][-k:]
+    return {
+        "recent_orders": [{"item_id": e.item_id, "order_id": e.order_id, "quantity": e.quantity,
+                           "price": _money(e.price), "purchased_at": _iso(e.timestamp)} for e in reversed(bought)],
+        "returns": [{"item_id": e.item_id, "order_id": e.order_id, "reason": e.reason,
+                     "returned_at": _iso(e.timestamp)} for e in reversed(returned)],
+    }
+
+
 def my_context(engine: Engine, grant: dict[str, Any]) -> dict[str, Any]:
     """The granted shopper's own data, limited to the grant's scopes."""
     user_id = str(grant["user_id"])
     profile = engine.profiles.get_many([user_id]).get(user_id)
     out: dict[str, Any] = {"user_id": user_id, "scopes": grant["scopes"], "expires_at": grant["expires_at"]}
     if "orders" in grant["scopes"]:
-        ctx = engine.features.context(ContextRequest(surface="home", user_id=user_id), profile)
-        orders = sorted(ctx.purchased.items(), key=lambda kv: -kv[1])[:50]
-        out["recent_orders"] = [{"item_id": i, "purchased_at": datetime.fromtimestamp(ms / 1000, UTC).isoformat()}
-                                for i, ms in orders]
-        out["recent_items"] = list(ctx.recent_items[-20:])
+        out.update(_orders(engine, user_id))
     if "preferences" in grant["scopes"]:
         out["preferences"] = None if profile is None else {
             "preferences": {k: list(v) for k, v in profile.preferences.items()},
