@@ -1,0 +1,210 @@
+"""Sustained load (issue #8, item 3): mixed ingest + recommend + search against ``shopkeep serve`` on loopback.
+
+Client threads pick an operation by weight (default 30% ingest of fresh events, 60% home/pdp
+recommendations, 10% search) for ``--minutes``; every answer's latency and status is recorded.
+The server's resident memory (VmRSS) is sampled every 2 s. Prints, per minute: requests, errors,
+p50/p95/p99 per operation and RSS; then the RSS growth from the start of minute 2 to the end
+(issue target: <= 10%) and the error count (target: 0).
+
+    .venv/bin/python benchmarks/reliability/soak.py --minutes 10 --threads 4 --record
+
+Needs nothing but the repository (SQLite store, memory:// online state by default; ``--online redis://...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from shopkeep.cli.demo_service import free_port, wait_ready
+
+sys.path.insert(0, str(Path(__file__).parent))
+from crash_test import prepare
+
+RESULTS = Path(__file__).with_name("results.md")
+QUERIES = ("moisturizer for dry skin", "vegan lipstick under $20", "fragrance free cleanser", "running shoes",
+           "waterproof mascara", "gluten free snacks", "organic shampoo", "spf 50 sunscreen", "red dress", "serum")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One answered (or failed) request."""
+
+    t: float
+    op: str
+    ms: float
+    ok: bool
+
+
+def start(folder: Path, uri: str, artifacts: Path, online: str, key: str,
+          encoder: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``shopkeep serve`` with one key (ingest+read) and the chosen search encoder."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
+    env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=f"{key}:ingest+read", SHOPKEEP_SEARCH_ENCODER=encoder)
+    cmd = [sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts", str(artifacts),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--online", online]
+    proc = subprocess.Popen(cmd, env=env, stdout=(folder / "server.log").open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, 120.0, proc)
+    return proc, base
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Load:
+    """The client threads and what they measured."""
+
+    def __init__(self, base: str, key: str, items: Sequence[str], anons: Sequence[str], weights: dict[str, float],
+                 seed: int) -> None:
+        self.base, self.key, self.items, self.anons, self.weights = base, key, items, anons, weights
+        self.seed = seed
+        self.samples: list[Sample] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.t0 = time.perf_counter()
+
+    def request(self, client: httpx.Client, rng: random.Random) -> tuple[str, bool]:
+        op = rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
+        anon = rng.choice(self.anons)
+        if op == "ingest":
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            events = [{"event_id": f"soak-{secrets.token_hex(8)}", "type": rng.choice(("view", "view", "add_to_cart")),
+                       "anonymous_id": anon, "item_id": rng.choice(self.items), "timestamp": now}
+                      for _ in range(rng.randint(1, 20))]
+            r = client.post("/v1/events", json={"events": events})
+            return op, r.status_code == 200 and r.json()["rejected"] == 0
+        if op == "recommend":
+            params: dict[str, Any] = {"anonymous_id": anon, "k": 10}
+            if rng.random() < 0.5:
+                params.update(surface="pdp", item_id=rng.choice(self.items))
+            return op, client.get("/v1/recommendations", params=params).status_code == 200
+        r = client.post("/v1/search", json={"query": rng.choice(QUERIES), "anonymous_id": anon, "k": 10})
+        return op, r.status_code == 200
+
+    def worker(self, n: int) -> None:
+        rng = random.Random(self.seed * 1000 + n)
+        with httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=30.0) as client:
+            while not self.stop.is_set():
+                start = time.perf_counter()
+                try:
+                    op, ok = self.request(client, rng)
+                except httpx.HTTPError:
+                    op, ok = "error", False
+                end = time.perf_counter()
+                with self.lock:
+                    self.samples.append(Sample(end - self.t0, op, (end - start) * 1000, ok))
+
+
+def report(samples: list[Sample], rss: list[tuple[float, float]], minutes: float, console: Console) -> dict[str, Any]:
+    """The per-minute table; returns the summary figures."""
+    by_minute: dict[int, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_minute[int(s.t // 60)].append(s)
+    table = Table(title="soak: per minute (latency ms)")
+    for col in ("min", "requests", "errors", "ingest p50/p95/p99", "recommend p50/p95/p99", "search p50/p95/p99",
+                "RSS MiB"):
+        table.add_column(col, justify="right")
+    for minute in sorted(by_minute):
+        rows = by_minute[minute]
+        cells = []
+        for op in ("ingest", "recommend", "search"):
+            ms = np.array([s.ms for s in rows if s.op == op and s.ok])
+            cells.append("/".join(f"{np.percentile(ms, q):.1f}" for q in (50, 95, 99)) if ms.size else "-")
+        rss_at = [m for t, m in rss if minute * 60 <= t < (minute + 1) * 60]
+        table.add_row(str(minute + 1), str(len(rows)), str(sum(not s.ok for s in rows)), *cells,
+                      f"{max(rss_at):.0f}" if rss_at else "-")
+    console.print(table)
+    start_rss = [m for t, m in rss if t >= 60] or [m for _, m in rss]
+    growth = (rss[-1][1] / start_rss[0] - 1) * 100 if rss and start_rss else float("nan")
+    summary = {"minutes": minutes, "requests": len(samples), "errors": sum(not s.ok for s in samples),
+               "rps": round(len(samples) / max(1e-9, minutes * 60), 1),
+               "rss_min2_mb": round(start_rss[0], 1) if start_rss else None, "rss_end_mb": round(rss[-1][1], 1),
+               "rss_growth_pct": round(growth, 1)}
+    for op in ("ingest", "recommend", "search"):
+        ms = np.array([s.ms for s in samples if s.op == op and s.ok])
+        summary[f"{op}_p99_ms"] = round(float(np.percentile(ms, 99)), 1) if ms.size else None
+    console.print(summary)
+    return summary
+
+
+def run(minutes: float, threads: int, seed: int, online: str, encoder: str, console: Console) -> dict[str, Any]:
+    """Prepare a store, start the server, load it for ``minutes``, stop it; the summary figures."""
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        folder = Path(tmp)
+        db, artifacts, events = prepare(folder, n_events=2000, seed=seed)
+        items = sorted({str(e["item_id"]) for e in events if e.get("item_id")})
+        anons = sorted({str(e["anonymous_id"]) for e in events if e.get("anonymous_id")})
+        key = secrets.token_urlsafe(12)
+        proc, base = start(folder, f"sqlite:///{db}", artifacts, online, key, encoder)
+        load = Load(base, key, items, anons, {"ingest": 0.3, "recommend": 0.6, "search": 0.1}, seed)
+        pool = [threading.Thread(target=load.worker, args=(n,), daemon=True) for n in range(threads)]
+        rss: list[tuple[float, float]] = []
+        try:
+            for t in pool:
+                t.start()
+            end = load.t0 + minutes * 60
+            with console.status("soaking ...") as status:
+                while time.perf_counter() < end:
+                    rss.append((time.perf_counter() - load.t0, rss_mb(proc.pid)))
+                    status.update(f"soaking: {len(load.samples)} requests, RSS {rss[-1][1]:.0f} MiB, "
+                                  f"{end - time.perf_counter():.0f} s left")
+                    time.sleep(2.0)
+            load.stop.set()
+            for t in pool:
+                t.join()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        return report(load.samples, rss, minutes, console)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI; exit 1 when there were errors (or RSS grew more than 10% from minute 2 on runs of >= 3 minutes)."""
+    p = argparse.ArgumentParser(description="mixed ingest + recommend + search load on loopback")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--online", default="memory://")
+    p.add_argument("--encoder", default="hashing", help="search encoder (hashing: no model download)")
+    p.add_argument("--record", action="store_true")
+    args = p.parse_args(argv)
+    console = Console(width=160)
+    summary = run(args.minutes, args.threads, args.seed, args.online, args.encoder, console)
+    if args.record:
+        with RESULTS.open("a") as fh:
+            fh.write(f"\n## soak.py --minutes {args.minutes} --threads {args.threads} --online {args.online} "
+                     f"({platform.machine()}, {os.cpu_count()} cpu shared with other jobs)\n\n")
+            fh.write("| " + " | ".join(summary) + " |\n|" + "---|" * len(summary) + "\n")
+            fh.write("| " + " | ".join(str(v) for v in summary.values()) + " |\n")
+    bad = summary["errors"] > 0 or (args.minutes >= 3 and summary["rss_growth_pct"] > 10)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
