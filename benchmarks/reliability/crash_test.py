@@ -75,6 +75,7 @@ class CrashResult:
     slates_diff: int
     seconds: float
     mean_restart_s: float
+    online_diff_sample: tuple[str, ...] = ()  # up to 8 differing online keys, for diagnosis
 
     @property
     def ok(self) -> bool:
@@ -284,6 +285,8 @@ def run(folder: Path, *, n_events: int, kills: int, seed: int, batch: int = 20,
         slates_compared=len(sample), slates_diff=sum(a != b for a, b in zip(slates_crash, slates_clean, strict=True)),
         seconds=round(seconds, 1),
         mean_restart_s=round(sum(server.restarts[1:]) / max(1, len(server.restarts) - 1), 2),
+        online_diff_sample=tuple(sorted(k for k in set(crash_on) | set(clean_on)
+                                        if crash_on.get(k) != clean_on.get(k))[:8]),
     )
 
 
