@@ -2,9 +2,10 @@
 
 A client streams the events of a synthetic store over HTTP in batches and retries a batch that was not
 acknowledged (connection refused/reset, timeout) with the same event_ids until it is. A killer sends
-SIGKILL to the server a few milliseconds after a seeded choice of batches went out, so kills land before,
-during and after the store commit; the server is restarted on the same SQLite file and the same Redis
-online state. At the end the run is compared with a clean run (the same batches, in the same order,
+SIGKILL to the server a few milliseconds after a seeded choice of batches went out (the next batch waits
+for the kill; the delay, 0-12 ms, is about one batch's service time), so kills land before, during and
+after that batch's store commit; the server is restarted on the same SQLite file and the same Redis online
+state. At the end the run is compared with a clean run (the same batches, in the same order,
 through an in-process Engine over a copy of the starting store and a fresh Redis prefix):
 
 * every acknowledged event is stored exactly once with the same payload (no loss, no duplicates),
@@ -122,11 +123,12 @@ class Server:
         wait_ready(self.base, 120.0, self.proc)
         self.restarts.append(time.perf_counter() - t0)
 
-    def kill_and_restart(self) -> None:
-        """SIGKILL the running server, then start a fresh one on the same store."""
+    def kill_and_restart(self, killed: threading.Event) -> None:
+        """SIGKILL the running server (then set ``killed``), and start a fresh one on the same store."""
         with self.lock:
             assert self.proc is not None
             os.kill(self.proc.pid, signal.SIGKILL)
+            killed.set()
             self.proc.wait()
             self.start()
 
@@ -150,9 +152,14 @@ def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Map
     client = httpx.Client(headers={"Authorization": f"Bearer {server.key}"}, timeout=10.0)
     start = time.monotonic()
     try:
+        pending: threading.Event | None = None
         for i, batch in enumerate(batches):
+            if pending is not None:  # the kill lands during batch i-1 or right after it, never after the stream
+                pending.wait()
+                pending = None
             if i in kill_at:
-                killer = threading.Timer(kill_at[i], server.kill_and_restart)
+                pending = threading.Event()
+                killer = threading.Timer(kill_at[i], server.kill_and_restart, args=(pending,))
                 killer.start()
                 killers.append(killer)
             tries = 0
@@ -250,7 +257,7 @@ def run(folder: Path, *, n_events: int, kills: int, seed: int, batch: int = 20,
     start_db, artifacts, events = prepare(folder, n_events=n_events, seed=seed)
     batches = [events[i:i + batch] for i in range(0, len(events), batch)]
     choices = rng.sample(range(1, len(batches)), min(kills, len(batches) - 1))
-    kill_at = {i: rng.uniform(0.0, 0.06) for i in choices}  # seconds after that batch starts going out
+    kill_at = {i: rng.uniform(0.0, 0.012) for i in choices}  # seconds after that batch starts going out
     crash_db = folder / "crash.db"
     shutil.copy(start_db, crash_db)
     tag = secrets.token_hex(4)
