@@ -128,6 +128,9 @@ def test_erasure_leaves_no_trace_anywhere(engine: Engine, tmp_path: Path, redis_
     other_user, other_anons = f"keep-{other}", [f"kdev-{other}-a", f"kdev-{other}-b"]
     populate(engine, user, anons, session)
     populate(engine, other_user, other_anons, f"ksess-{other}")
+    engine.store.put_many("conversations", {f"conv-{tag}": {"user_id": user, "turns": [{"text": "hi"}]},
+                                            f"conv-{other}": {"user_id": other_user, "turns": []}})
+    engine.store.put_many("grants", {f"grant:{anons[0]}": {"scopes": ["read"]}})
     ids = [user, *anons, session]
     prefix = engine.redis_prefix  # type: ignore[attr-defined]
     assert find_traces(engine.store, ids) and redis_mentions(redis_uri, prefix, ids)  # the setup holds them
@@ -146,6 +149,9 @@ def test_erasure_leaves_no_trace_anywhere(engine: Engine, tmp_path: Path, redis_
     assert redis_mentions(redis_uri, prefix, ids) == []
     assert log_counts(engine.store) == before  # counts kept: records rewritten, not dropped
     assert user_data(engine.store, other_user) == other_before  # the other shopper is untouched
+    assert engine.store.get_many("conversations", [f"conv-{other}"])[f"conv-{other}"]["user_id"] == other_user
+    assert engine.store.get_many("conversations", [f"conv-{tag}"])[f"conv-{tag}"]["user_id"] is None
+    assert engine.store.count("grants") == 0
     engine.store.close()  # let SQLite finish with the files, then read them raw
     assert file_mentions(tmp_path, ids) == []
     assert file_mentions(tmp_path, [other_user, *other_anons])  # the scan does see ids that are still there

@@ -5,6 +5,9 @@ What happens, exactly:
 * **Profile** (collection ``profiles``, key = user_id) and **identity links** (``identity``: ``user:<id>``
   and ``anon:<id>`` of every linked anonymous id) are deleted.
 * **Sessionization state** (``event_sessions``: ``u:<user_id>``, ``a:<anonymous_id>``) is deleted.
+* **Other documents** (any collection but ``items`` and ``policies``: conversations, agent grants, offer
+  decisions...): a key with an id as a ``:``-separated
+  part is deleted; a document holding an id as a JSON string value is rewritten like a log payload.
 * **Online state**: ``SessionFeatures.forget`` for the user and each anonymous id (long-term state and
   every session it lists).
 * **Append-only logs** (every log in the store: ``events``, ``slates``, ``offer_decisions``...): each
@@ -49,6 +52,8 @@ __all__ = ["ERASED_PARTITION", "ErasureReport", "Forgetter", "erase_user", "find
 ERASED_PARTITION = "erased"
 _SESSIONS = "event_sessions"
 _PERSON_FIELDS = ("user_id", "session_id")
+#: Collections that hold no shopper data (never scanned for ids by erasure).
+_NOT_PERSONAL = frozenset({"items", "policies"})
 
 
 class Forgetter(Protocol):
@@ -96,11 +101,34 @@ def erase_user(store: Store, features: Forgetter | None, *, user_id: str | None 
         for anon in anons:
             online += features.forget(anonymous_id=anon)
     backend = _backend(store)
+    deleted += _scrub_documents(store, backend, frozenset(ids))
     rewritten = {log: backend.rewrite(log, list(_scrubbed(backend.records(log), log, ids)))
                  for log in backend.logs()}
     backend.compact()
     return ErasureReport(user_id, anons, deleted, online, {k: v for k, v in rewritten.items() if v},
                          tuple(find_traces(store, ids)))
+
+
+def _scrub_documents(store: Store, backend: _Backend, ids: frozenset[str]) -> int:
+    """Other modules' documents (conversations, grants, ...): a document whose key has an id as a
+    ``:``-separated part is deleted; one holding an id as a JSON string value is rewritten without it
+    (person fields nulled, ids replaced by tokens). Returns the number deleted."""
+    deleted = 0
+    for collection in backend.collections():
+        if collection in _NOT_PERSONAL:  # an item "sku:1" must survive erasing a shopper named "1"
+            continue
+        doomed: list[str] = []
+        changed: dict[str, Any] = {}
+        for key, text in backend.documents(collection):
+            if any(part in ids for part in key.split(":")):
+                doomed.append(key)
+            elif any(i in text for i in ids) and _contains(json.loads(text), ids):
+                changed[key] = _scrub(json.loads(text), ids, False)
+        if doomed:
+            deleted += store.delete_many(collection, doomed)
+        if changed:
+            store.put_many(collection, changed)
+    return deleted
 
 
 def _ids(store: Store, user_id: str | None, anonymous_ids: Sequence[str]) -> tuple[str, ...]:
