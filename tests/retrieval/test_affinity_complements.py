@@ -143,7 +143,7 @@ def test_affinity_weight_is_boosted_by_filters_and_not_by_browsing(world: Any) -
         for _ in range(10):
             ctx = _browse(world, rng, n)
             assert not src.explicit(ctx), (n, ctx.recent_items)
-            assert src.context_weight(ctx) <= 1.0
+            assert src.context_weight(ctx) <= (src.focus_boost if src.focused(ctx) else 1.0)
     values = _attribute_values(snap, 0.05, 0.30)
     for n in rng.choice(len(values), size=min(15, len(values)), replace=False):
         key, value = values[int(n)]
@@ -167,3 +167,30 @@ def test_affinity_weight_is_boosted_by_filters_and_not_by_browsing(world: Any) -
     assert not src.explicit(off) and src.context_weight(off) == 0.0
     with pytest.raises(ValidationError):
         AffinitySource(snap, explicit_boost=0.5)
+    with pytest.raises(ValidationError):
+        AffinitySource(snap, focus_boost=0.5)
+
+
+def test_a_focused_session_ranks_the_specific_category_first_and_is_boosted(world: Any) -> None:
+    """Three views in one leaf category: that (most specific) category key leads, and the source is boosted."""
+    snap = world.snapshot
+    src: AffinitySource = world.sources["affinity"]
+    rng = np.random.default_rng(5)
+    leaves = sorted({path[-1] for path in snap.category_paths if len(path) > 1})
+    checked = 0
+    for leaf in rng.permutation(leaves)[:10]:
+        members = np.flatnonzero(snap.category_mask(str(leaf)))
+        if members.size < 3:
+            continue
+        chosen = [int(i) for i in rng.choice(members, size=3, replace=False)]
+        aff: dict[str, float] = {}
+        for i in chosen:
+            for k in snap.affinity_keys(i):
+                aff[k] = aff.get(k, 0.0) + 1.5  # clicks
+        ctx = Context(ContextRequest(), now_ms=0, recent_items=tuple(snap.item_ids[i] for i in chosen), affinities=aff)
+        top = src.top_keys(ctx)[0][0]
+        assert src.key_share(top) <= src.key_share(f"cat:{str(leaf).strip().lower()}") + 1e-12, (leaf, top)
+        if top.startswith("cat:"):
+            assert src.focused(ctx) and src.context_weight(ctx) == pytest.approx(src.focus_boost)
+            checked += 1
+    assert checked >= 3

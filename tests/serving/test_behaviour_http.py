@@ -88,7 +88,9 @@ def test_three_clicks_raise_the_category_share(service: Service) -> None:
                       for i, item in enumerate(items)]
             assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 3
             after = _share(snap, _slate(c, anon, session), mask)
-            assert after > before and after >= 0.3, (name, before, after)
+            # the spec: three clicks raise the category's share, to at least 4 of 20 slots for a category that
+            # holds 3-20% of the eligible items
+            assert after > before and after >= 0.2, (name, before, after)
 
 
 def test_the_effect_fades_as_the_half_life_passes(service: Service) -> None:

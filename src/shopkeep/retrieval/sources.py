@@ -367,14 +367,15 @@ class AffinitySource:
         explicit_boost: float = 3.0,
         explicit_tolerance: float = 0.5,
         explicit_min: float = 1.0,
+        focus_boost: float = 2.0,
     ) -> None:
-        if not explicit_boost >= 1.0:
-            raise ValidationError("explicit_boost", explicit_boost, "must be >= 1")
+        if not explicit_boost >= 1.0 or not focus_boost >= 1.0:
+            raise ValidationError("explicit_boost", (explicit_boost, focus_boost), "boosts must be >= 1")
         if not explicit_tolerance >= 0.0 or not explicit_min > 0.0:
             raise ValidationError("explicit_tolerance", (explicit_tolerance, explicit_min),
                                   "tolerance must be >= 0 and explicit_min > 0")
         self.explicit_boost, self.explicit_tolerance = explicit_boost, explicit_tolerance
-        self.explicit_min = explicit_min
+        self.explicit_min, self.focus_boost = explicit_min, focus_boost
         if n_keys <= 0:
             raise ValidationError("n_keys", n_keys, "must be > 0")
         if prior is not None and np.asarray(prior).shape != (snapshot.n,):
@@ -392,13 +393,15 @@ class AffinitySource:
         # the prior scaled to [0, 1] once, not per request
         self._scaled_prior = scaled / scaled.max() if scaled.size and scaled.max() > 0 else scaled
         self._masks: dict[str, Mask] = {}
+        self._shares: dict[str, float] = {}
 
     def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
         """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
         return type(self)(snapshot, name=self.name, n_keys=self.n_keys, min_weight=self.min_weight,
                           prior=prior, prior_weight=self.prior_weight, key_discount=self.key_discount,
                           saturation=self.saturation, explicit_boost=self.explicit_boost,
-                          explicit_tolerance=self.explicit_tolerance, explicit_min=self.explicit_min)
+                          explicit_tolerance=self.explicit_tolerance, explicit_min=self.explicit_min,
+                          focus_boost=self.focus_boost)
 
     def key_mask(self, key: str) -> Mask:
         """Items matching one affinity key (all False for unknown kinds, e.g. ``item:``)."""
@@ -424,14 +427,30 @@ class AffinitySource:
         self._masks[key] = mask
         return mask
 
+    def key_share(self, key: str) -> float:
+        """Share of the catalog matching ``key`` (cached with the key's mask)."""
+        share = self._shares.get(key)
+        if share is None:
+            mask = self.key_mask(key)
+            share = float(mask.mean()) if mask.size else 0.0
+            if len(self._shares) > 4096:
+                self._shares.clear()
+            self._shares[key] = share
+        return share
+
     def top_keys(self, context: Context) -> list[tuple[str, float]]:
-        """The strongest usable affinity keys of ``context`` (weight desc, then key)."""
+        """The strongest usable affinity keys of ``context``: weight desc; equal weights (one event adds
+        the same weight to every key of its item) go to the more specific key first — the one fewer
+        catalog items hold — so three clicks on serums rank ``cat:serum`` above the department and above
+        attribute values half the catalog shares; then by key for determinism."""
         if not context.personalize:
             return []
         keys = [(k, float(w)) for k, w in context.affinities.items()
                 if w > 0 and w >= self.min_weight and not k.startswith("item:")]
         keys.sort(key=lambda kw: (-kw[1], kw[0]))
-        return keys[: self.n_keys]
+        head = keys[: 3 * self.n_keys]  # specificity only reorders near-ties, so the head suffices
+        head.sort(key=lambda kw: (-round(kw[1], 9), self.key_share(kw[0]), kw[0]))
+        return head[: self.n_keys]
 
     def explicit(self, context: Context) -> bool:
         """Whether the strongest ``attr:`` key comes from an explicit signal (a filter), not from the
@@ -453,13 +472,24 @@ class AffinitySource:
         n_a, n_c = int(self.key_mask(key_a)[idx].sum()), int(self.key_mask(key_c)[idx].sum())
         return w_a - w_c * n_a / max(n_c, 1) >= self.explicit_tolerance * w_c
 
+    def focused(self, context: Context) -> bool:
+        """Whether the session is on a mission: the strongest (most specific, see :meth:`top_keys`) key
+        is a ``cat:`` key that each of the last three recent items holds."""
+        keys = self.top_keys(context)
+        if not keys or not keys[0][0].startswith("cat:") or len(context.recent_items) < 3:
+            return False
+        idx = self.snapshot.indices(list(context.recent_items[-3:]))
+        return bool(idx.size == 3 and (idx >= 0).all() and self.key_mask(keys[0][0])[idx].all())
+
     def context_weight(self, context: Context) -> float:
         """Multiplier for this source's fusion weight: strongest key weight / ``saturation`` (at most 1),
-        times ``explicit_boost`` when :meth:`explicit` holds."""
+        times ``explicit_boost`` when :meth:`explicit` holds, else times ``focus_boost`` when
+        :meth:`focused` holds (session signals outweigh the long-term mix)."""
         keys = self.top_keys(context)
         if not keys:
             return 0.0
-        return min(1.0, keys[0][1] / self.saturation) * (self.explicit_boost if self.explicit(context) else 1.0)
+        boost = self.explicit_boost if self.explicit(context) else self.focus_boost if self.focused(context) else 1.0
+        return min(1.0, keys[0][1] / self.saturation) * boost
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
         """For each context, up to ``k`` eligible items matching its top affinity keys."""
