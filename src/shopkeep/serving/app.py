@@ -13,7 +13,6 @@ Routes (``/v1``, snake_case JSON, one error envelope ``{"error": {"code", "messa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -29,8 +28,9 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import ContextRequest
 from shopkeep.pipeline.engine import Engine, Slate
 from shopkeep.pipeline.ingest import IngestReport
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError, install_error_handlers
+from shopkeep.serving.auth import ApiKeys
+from shopkeep.serving.deps import EngineDep, require_scope
+from shopkeep.serving.errors import install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
 from shopkeep.serving.routes_agents import agents_router
 from shopkeep.serving.routes_catalog import catalog_router
@@ -103,27 +103,6 @@ def slate_to_dict(slate: Slate) -> dict[str, Any]:
     return out
 
 
-def _require(scope: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), scope)
-        if verdict is None:
-            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
-            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
-
-    return check
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
-
-
 def _parse_cart(cart: str | None) -> tuple[str, ...]:
     if not cart:
         return ()
@@ -134,7 +113,7 @@ def _parse_cart(cart: str | None) -> tuple[str, ...]:
 
 
 def _register_routes(app: FastAPI) -> None:
-    @app.post("/v1/events", dependencies=[Depends(_require("ingest"))], responses=_ERRORS,
+    @app.post("/v1/events", dependencies=[Depends(require_scope("ingest"))], responses=_ERRORS,
               summary="Ingest shopper events (idempotent by event_id)")
     def post_events(body: EventsBody, engine: EngineDep, request: Request) -> Response:
         report = engine.ingest(body.events)
@@ -144,7 +123,7 @@ def _register_routes(app: FastAPI) -> None:
                 metrics.events.labels(outcome).inc(getattr(report, outcome))
         return _json(report_to_dict(report))
 
-    @app.get("/v1/recommendations", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+    @app.get("/v1/recommendations", dependencies=[Depends(require_scope("read"))], responses=_ERRORS,
              summary="A ranked, policy-checked slate for a shopper on a surface")
     def get_recommendations(
         engine: EngineDep, request: Request,
@@ -170,12 +149,12 @@ def _register_routes(app: FastAPI) -> None:
         metrics.slate_items.observe(len(slate.items))
         return _json(slate_to_dict(slate))
 
-    @app.get("/v1/items/{item_id}", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+    @app.get("/v1/items/{item_id}", dependencies=[Depends(require_scope("read"))], responses=_ERRORS,
              summary="One catalog item in its wire form")
     def get_item(item_id: Annotated[str, Path(max_length=256)], engine: EngineDep) -> Response:
         return _json(engine.get_item(item_id))
 
-    @app.put("/v1/items/{item_id}", dependencies=[Depends(_require("admin"))], responses=_ERRORS,
+    @app.put("/v1/items/{item_id}", dependencies=[Depends(require_scope("admin"))], responses=_ERRORS,
              summary="Create or replace an item; it is recommendable at once")
     def put_item(item_id: Annotated[str, Path(max_length=256)], body: dict[str, Any], engine: EngineDep) -> Response:
         given = body.get("item_id", item_id)
@@ -183,12 +162,12 @@ def _register_routes(app: FastAPI) -> None:
             raise ValidationError("item_id", given, f"differs from the id in the path ({item_id!r})")
         return _json(engine.put_item({**body, "item_id": item_id}))
 
-    @app.get("/v1/policies", dependencies=[Depends(_require("read"))], responses=_ERRORS,
+    @app.get("/v1/policies", dependencies=[Depends(require_scope("read"))], responses=_ERRORS,
              summary="The merchant policy in force (versioned)")
     def get_policies(engine: EngineDep) -> Response:
         return _json(engine.policy_dict())
 
-    @app.put("/v1/policies", dependencies=[Depends(_require("admin"))], responses=_ERRORS,
+    @app.put("/v1/policies", dependencies=[Depends(require_scope("admin"))], responses=_ERRORS,
              summary="Replace the merchant policy (validated; clear errors name the rule and field)")
     def put_policies(body: dict[str, Any], engine: EngineDep) -> Response:
         return _json(engine.set_policy(body))
@@ -198,7 +177,7 @@ def _register_routes(app: FastAPI) -> None:
         health = engine.health()
         return _json(health, 200 if health.get("status") == "ok" else 503)
 
-    @app.get("/metrics", dependencies=[Depends(_require("read"))], summary="Prometheus metrics")
+    @app.get("/metrics", dependencies=[Depends(require_scope("read"))], summary="Prometheus metrics")
     def metrics(request: Request) -> Response:
         registry = request.app.state.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import secrets
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from shopkeep.policy.hard import hard_checks, map_mode, selector_mask
 from shopkeep.policy.model import BoostRule, ExcludeRule, PinRule, PolicySet, RegulatedRule
 from shopkeep.profiles.identity import IdentityGraph
 from shopkeep.serving.auth import ApiKeys, digest, key_from_headers
+from shopkeep.serving.deps import EngineDep, require_scope
 from shopkeep.serving.errors import ApiError
 from shopkeep.types import EventType, Item, Money
 
@@ -48,25 +48,6 @@ _LOCK = threading.Lock()
 _SHIP = ("ship", "delivery")
 
 
-def _need(scope: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), scope)
-        if verdict is None:
-            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
-            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
-
-    return check
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
 ItemId = Annotated[str, Path(max_length=256)]
 
 
@@ -328,7 +309,7 @@ def explanation(engine: Engine, trace_id: str) -> dict[str, Any]:
 def agents_router() -> APIRouter:
     """The ``/v1/agents`` routes."""
     router = APIRouter(prefix="/v1/agents", tags=["agents"])
-    read = [Depends(_need("read"))]
+    read = [Depends(require_scope("read"))]
 
     @router.get("/products/{item_id}", dependencies=read, summary="Structured product facts")
     def get_product(item_id: ItemId, engine: EngineDep) -> dict[str, Any]:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import orjson
@@ -20,32 +20,9 @@ from shopkeep.catalog.audit import audit_catalog
 from shopkeep.catalog.extract import apply_proposals, propose
 from shopkeep.catalog.jsonld import in_stock_flags, product_feed, product_jsonld
 from shopkeep.errors import NotFoundError
-from shopkeep.pipeline.engine import Engine
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError
+from shopkeep.serving.deps import EngineDep, require_scope
 
 __all__ = ["catalog_router"]
-
-
-def _scope(scope: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), scope)
-        if verdict is None:
-            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
-            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
-
-    return check
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
 
 
 def _json(data: Any) -> Response:
@@ -59,8 +36,8 @@ def _base_url(request: Request) -> str:
 def catalog_router() -> APIRouter:
     """The router; ``create_app`` mounts it."""
     router = APIRouter(tags=["catalog"])
-    admin = [Depends(_scope("admin"))]
-    read = [Depends(_scope("read"))]
+    admin = [Depends(require_scope("admin"))]
+    read = [Depends(require_scope("read"))]
 
     @router.get("/v1/catalog/audit", dependencies=admin, summary="Audit the catalog (read-only)")
     def get_audit(engine: EngineDep, severity: Annotated[str | None, Query(pattern="^(error|warning|info)$")] = None,

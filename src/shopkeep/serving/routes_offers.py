@@ -9,7 +9,7 @@ audit records in the engine's Store.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,8 +21,7 @@ from shopkeep.offers.decide import ACTIONS, DecisionRequest, DecisionStack
 from shopkeep.offers.guardrails import ItemFacts, ShopperFacts
 from shopkeep.offers.simulation import default_rules
 from shopkeep.offers.uplift import FEATURES, UpliftModel
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError
+from shopkeep.serving.deps import require_scope
 from shopkeep.simulate.pricing import CONFIGS, TREATMENTS, PriceWorld
 from shopkeep.types import Money, utc_now
 
@@ -36,19 +35,6 @@ class OffersService:
 
     stack: DecisionStack
     audit: AuditTrail
-
-
-def _scope(scope: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), scope)
-        if verdict is None:
-            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                           {"scope": scope}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
-            raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
-
-    return check
 
 
 def _service(request: Request) -> OffersService:
@@ -121,14 +107,15 @@ def offers_router() -> APIRouter:
     """The offer-decision and audit routes (decide needs ``read``; audit needs ``admin``)."""
     router = APIRouter()
 
-    @router.post("/v1/offers/decide", dependencies=[Depends(_scope("read"))], summary="Decide a bounded 1:1 offer")
+    @router.post("/v1/offers/decide", dependencies=[Depends(require_scope("read"))],
+                  summary="Decide a bounded 1:1 offer")
     def decide(svc: SvcDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         req = parse_request(body)
         with _LOCK:
             _, doc = svc.audit.decide(svc.stack, req)
         return _decision_json(doc)
 
-    @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(_scope("admin"))],
+    @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(require_scope("admin"))],
                 summary="One stored offer decision with candidates, verdicts and model versions")
     def get_decision(svc: SvcDep, decision_id: str, replay: bool = False) -> dict[str, Any]:
         doc = svc.audit.get(decision_id)
@@ -138,7 +125,8 @@ def offers_router() -> APIRouter:
             return {**doc, "replay": {"action": again.action, "expected_value": again.expected_value, "same": same}}
         return doc
 
-    @router.get("/v1/audit/decisions", dependencies=[Depends(_scope("admin"))], summary="Filtered decision listing")
+    @router.get("/v1/audit/decisions", dependencies=[Depends(require_scope("admin"))],
+                summary="Filtered decision listing")
     def list_decisions(svc: SvcDep, shopper_key: str | None = None, action: str | None = None,
                        k: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         docs = svc.audit.list(shopper_key=shopper_key, action=action, k=k)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -19,26 +18,12 @@ from starlette.responses import Response
 
 from shopkeep.pipeline.engine import Engine
 from shopkeep.pipeline.erasure import erase_user, user_data
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError
+from shopkeep.serving.deps import require_scope
 
 __all__ = ["privacy_router"]
 
 _SCOPE = "admin"
 UserPath = Annotated[str, Path(min_length=1, max_length=256)]
-
-
-def _require_admin() -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), _SCOPE)
-        if verdict is None:
-            raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                           {"scope": _SCOPE}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
-            raise ApiError("forbidden", f"this API key lacks the {_SCOPE!r} scope", {"scope": _SCOPE})
-
-    return check
 
 
 def _json(data: Any) -> Response:
@@ -49,14 +34,14 @@ def privacy_router() -> APIRouter:
     """The ``/v1/users/{user_id}`` routes."""
     router = APIRouter()
 
-    @router.get("/v1/users/{user_id}", dependencies=[Depends(_require_admin())],
+    @router.get("/v1/users/{user_id}", dependencies=[Depends(require_scope(_SCOPE))],
                 summary="Everything the engine stores about a shopper (right of access)")
     def get_user(user_id: UserPath, request: Request) -> Response:
         engine: Engine = request.app.state.engine
         engine.flush()  # served slates still buffered belong to the answer
         return _json(user_data(engine.store, user_id))
 
-    @router.delete("/v1/users/{user_id}", dependencies=[Depends(_require_admin())],
+    @router.delete("/v1/users/{user_id}", dependencies=[Depends(require_scope(_SCOPE))],
                    summary="Erase a shopper: profile, identity, online state; their log records lose their ids")
     def delete_user(user_id: UserPath, request: Request,
                     anonymous_id: Annotated[list[str] | None, Query(max_length=100)] = None) -> Response:

@@ -29,8 +29,7 @@ from shopkeep.features.context import ContextRequest
 from shopkeep.models.content import MINILM
 from shopkeep.pipeline.engine import Engine
 from shopkeep.search import SearchConfig, Searcher, SearchRequest, SearchResponse
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError
+from shopkeep.serving.deps import require_scope
 
 __all__ = ["SearchBody", "SearchService", "default_encoder", "response_to_dict", "router"]
 
@@ -114,14 +113,7 @@ def response_to_dict(res: SearchResponse, snapshot: CatalogSnapshot, trace_id: s
     return out
 
 
-def _require_read(request: Request) -> None:
-    keys: ApiKeys = request.app.state.api_keys
-    verdict = keys.allows(key_from_headers(request.headers), "read")
-    if verdict is None:
-        raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                       {"scope": "read"}, {"WWW-Authenticate": "Bearer"})
-    if not verdict:
-        raise ApiError("forbidden", "this API key lacks the 'read' scope", {"scope": "read"})
+_require_read = require_scope("read")
 
 
 def _service(request: Request) -> SearchService:

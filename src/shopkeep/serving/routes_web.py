@@ -39,8 +39,7 @@ from shopkeep.events.log import EVENTS_LOG, read_slates
 from shopkeep.features.context import Context, ContextRequest
 from shopkeep.pipeline.engine import Engine
 from shopkeep.ranking import Objective, Ranker
-from shopkeep.serving.auth import ApiKeys, key_from_headers
-from shopkeep.serving.errors import ApiError
+from shopkeep.serving.deps import EngineDep, require_scope
 
 __all__ = ["WEB_DIR", "catalog_page", "click_through", "facets", "match_rows", "objective_scores", "personas",
            "web_router", "whatif_curve"]
@@ -60,22 +59,7 @@ def _json(data: Any) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _read_scope(request: Request) -> None:
-    keys: ApiKeys = request.app.state.api_keys
-    verdict = keys.allows(key_from_headers(request.headers), "read")
-    if verdict is None:
-        raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
-                       {"scope": "read"}, {"WWW-Authenticate": "Bearer"})
-    if not verdict:
-        raise ApiError("forbidden", "this API key lacks the 'read' scope", {"scope": "read"})
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
+_read_scope = require_scope("read")
 
 
 def _bindings(engine: Engine) -> Any:
