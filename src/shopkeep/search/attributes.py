@@ -6,7 +6,8 @@ own attributes always win; a derived key is added only when the item lacks it.
 
 * ``<x>_free`` (``fragrance_free``, ``paraben_free``, ``sulfate_free``, ``silicone_free``,
   ``phthalate_free``) from an ingredient list — a string attribute whose key contains
-  ``ingredients`` (or is ``inci``). The list must be *known*: placeholders such as "Visit the … boutique",
+  ``ingredients`` (or is ``inci``). The list must be *known* (the rule and the fragrance terms live in
+  :mod:`shopkeep.catalog.extract`): placeholders such as "Visit the … boutique",
   "No Info", "#NAME?", footnote-only texts ("*Certified Organic") or texts without letters leave
   the flags unset (unknown, so never matched). Known lists get ``True`` when none of the terms
   appear (case-insensitive substring): fragrance ← fragrance, parfum, perfume; paraben ← paraben;
@@ -32,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from shopkeep.catalog.extract import FRAGRANCE_TERMS, ingredient_text, ingredients_known
 from shopkeep.catalog.snapshot import CatalogSnapshot, Mask, normalize_value
 from shopkeep.types import AttributeValue, Item
 
@@ -39,43 +41,20 @@ __all__ = ["FREE_FROM", "AttributeTable", "derive_attributes", "enrich_items", "
 
 #: ``<x>_free`` flag → ingredient substrings whose presence makes it False.
 FREE_FROM: dict[str, tuple[str, ...]] = {
-    "fragrance_free": ("fragrance", "parfum", "perfume"),
+    "fragrance_free": FRAGRANCE_TERMS,
     "paraben_free": ("paraben",),
     "sulfate_free": ("sulfate", "sulphate"),
     "silicone_free": ("dimethicone", "methicone", "siloxane", "silicone"),
     "phthalate_free": ("phthalate",),
 }
-_PLACEHOLDER = re.compile(
-    r"visit the .* boutique|^\s*no info|^\s*#name|not available|^\s*n/?a\s*$|^\s*unknown|^\s*none\s*$"
-    r"|subject to change", re.IGNORECASE)
 _SPF = re.compile(r"\bspf\s*(\d{1,3})\b", re.IGNORECASE)
 _ML = re.compile(r"\b(\d{1,5}(?:\.\d+)?)\s*ml\b", re.IGNORECASE)
-
-
-def ingredients_known(text: str) -> bool:
-    """Whether an ingredient text is an actual list (not a placeholder or a lone footnote).
-
-    >>> [ingredients_known(t) for t in ("Water, Glycerin.", "No Info", "*Certified Organic", "Squalane.")]
-    [True, False, False, True]
-    """
-    stripped = text.strip()
-    if not re.search(r"[A-Za-z]", stripped) or _PLACEHOLDER.search(stripped):
-        return False
-    return not (stripped.startswith(("*", "-")) and "," not in stripped)
-
-
-def _ingredient_text(item: Item) -> str | None:
-    for key, value in item.attributes.items():
-        name = key.lower()
-        if ("ingredients" in name or name == "inci") and isinstance(value, str) and len(value) > 3:
-            return value
-    return None
 
 
 def derive_attributes(item: Item) -> dict[str, AttributeValue]:
     """The attributes extraction adds to ``item`` (keys it already has are left out)."""
     out: dict[str, AttributeValue] = {}
-    text = _ingredient_text(item)
+    text = ingredient_text(item)
     if text is not None and ingredients_known(text):
         low = text.lower()
         for key, terms in FREE_FROM.items():
