@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from shopkeep.storage import Store, open_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SHOPKEEP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -57,3 +61,36 @@ def shared_data() -> Path:
     """The research datasets folder ../shared/data, or skip/fail."""
     need(SHARED_DATA.is_dir(), f"research data folder {SHARED_DATA} is absent", kind="data")
     return SHARED_DATA
+
+
+def store_uri(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """The URI for a fresh store of ``kind`` and, for PostgreSQL, the schema to drop afterwards."""
+    if kind == "memory":
+        return "memory://", None
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/catalog.db", None
+    base = request.getfixturevalue("postgres_uri")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}", schema
+
+
+def drop_schema(request: pytest.FixtureRequest, schema: str | None) -> None:
+    """Remove a per-test PostgreSQL schema."""
+    if schema is None:
+        return
+    import psycopg
+
+    with psycopg.connect(request.getfixturevalue("postgres_uri"), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A real store per test, parametrized over memory, SQLite (a file) and PostgreSQL (a fresh schema)."""
+    uri, schema = store_uri(request.param, request, tmp_path)
+    opened = open_store(uri)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        drop_schema(request, schema)
