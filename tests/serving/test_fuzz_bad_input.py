@@ -192,3 +192,14 @@ def test_wrong_shapes_and_content_types(bad_service: Service) -> None:
         assert 400 <= r.status_code < 500, (body, ctype, r.status_code, r.text)
         assert_envelope(r, r.status_code, r.json()["error"]["code"])
     assert counts(bad_service.store_uri) == before
+
+
+def test_error_envelope_survives_integers_beyond_64_bits() -> None:
+    """A rejected body echoing a huge integer still answers in the envelope (regression: 500 from orjson)."""
+    import json as _json
+
+    from shopkeep.serving.errors import error_response
+
+    r = error_response(422, "invalid_input", "ids.1: bad", {"errors": [{"value": 411397687340535581245440}]})
+    body = _json.loads(bytes(r.body))
+    assert r.status_code == 422 and body["error"]["details"]["errors"][0]["value"] == 411397687340535581245440

@@ -13,6 +13,7 @@ client has one shape to parse whatever went wrong.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -73,7 +74,11 @@ def envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> Response:
     """A JSON response carrying the envelope."""
-    body = orjson.dumps(envelope(code, message, details), default=str)
+    payload = envelope(code, message, details)
+    try:
+        body = orjson.dumps(payload, default=str)
+    except TypeError:  # e.g. an echoed integer beyond 64 bits: an error answer must never become a 500
+        body = json.dumps(payload, default=str).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
