@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -30,6 +27,7 @@ from rich.table import Table
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import StorageError
+from shopkeep.evaluation.environment import hardware_summary
 from shopkeep.features import ContextRequest, FeatureConfig, SessionFeatures
 from shopkeep.simulate import StoreConfig, generate_store
 from shopkeep.storage import OnlineState, open_online_state
@@ -42,16 +40,8 @@ MIX = ((EventType.VIEW, 0.55), (EventType.CLICK, 0.15), (EventType.DWELL, 0.1), 
 
 
 def hardware() -> str:
-    """CPU model, cores, Python version."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({sys.platform})"
+    """CPU model, cores, Python version (the shared summary)."""
+    return hardware_summary()
 
 
 def make_stream(snapshot: CatalogSnapshot, n: int, sessions: int, seed: int) -> list[Event]:

@@ -17,11 +17,9 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,6 +30,7 @@ from rich.progress import track
 from rich.table import Table
 
 from shopkeep.config import Config, EventsConfig
+from shopkeep.evaluation.environment import hardware_summary
 from shopkeep.pipeline import Ingestor
 from shopkeep.pipeline.ingest import default_parse_workers
 from shopkeep.storage import LogRecord, open_store
@@ -173,16 +172,8 @@ def storage_scaling(tmp: Path, n: int, console: Console) -> None:
 
 
 def hardware() -> str:
-    """CPU model, cores, Python version."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({sys.platform})"
+    """CPU model, cores, Python version (the shared summary)."""
+    return hardware_summary()
 
 
 def main() -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import secrets
 import statistics
@@ -39,6 +37,7 @@ import httpx
 
 from shopkeep.catalog import CatalogRepository
 from shopkeep.cli.demo_service import free_port, start_server, wait_ready
+from shopkeep.evaluation.environment import hardware_summary
 from shopkeep.pipeline.artifacts import train_artifacts
 from shopkeep.pipeline.ingest import Ingestor
 from shopkeep.simulate import StoreConfig, event_to_wire, generate_store
@@ -46,15 +45,8 @@ from shopkeep.storage import open_store
 
 
 def _hardware() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """CPU model, cores, Python version (the shared summary)."""
+    return hardware_summary()
 
 
 def _ts(offset_s: float = 0.0) -> str:
