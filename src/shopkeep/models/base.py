@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from shopkeep.errors import NotFittedError, ValidationError
 
-__all__ = ["Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted"]
+__all__ = ["Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted", "left_pad"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -100,3 +100,17 @@ def check_fitted(model: object, attribute: str) -> None:
         raise NotFittedError(
             f"{type(model).__name__} is not fitted: call fit() or load() first", {"model": type(model).__name__}
         )
+
+
+def left_pad(seqs: Sequence[IntArray], max_len: int) -> IntArray:
+    """Tokens (item index + 1) of the last ``max_len`` items of each sequence, left-padded with 0.
+
+    >>> left_pad([np.array([4, 5, 6]), np.array([], dtype=np.int64)], 2).tolist()
+    [[6, 7], [0, 0]]
+    """
+    out = np.zeros((len(seqs), max_len), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        tail = np.asarray(s, dtype=np.int64)[-max_len:]
+        if tail.size:
+            out[i, max_len - tail.size :] = tail + 1
+    return out

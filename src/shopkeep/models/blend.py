@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted, left_pad
 from shopkeep.models.itemknn import ItemKNNRecommender
 from shopkeep.models.registry import read_artifact, write_artifact
-from shopkeep.models.sasrec import SASRec, _left_pad
+from shopkeep.models.sasrec import SASRec
 
 __all__ = ["SASRecKNNBlend", "zscore"]
 
@@ -155,7 +155,7 @@ class SASRecKNNBlend:
             key = _content_key(histories)
             if key not in self._cache:
                 _check_indices(histories, sas.n_items_ or 0)
-                seqs = torch.from_numpy(_left_pad(histories, sas.max_len)).to(sas.device)
+                seqs = torch.from_numpy(left_pad(histories, sas.max_len)).to(sas.device)
                 chunks = [net.encode(seqs[lo : lo + 512], table)[:, -1] for lo in range(0, len(seqs), 512)]
                 self._cache[key] = torch.cat(chunks)
             return (self._cache[key] @ table[1:].T).float().cpu().numpy()  # type: ignore[no-any-return]

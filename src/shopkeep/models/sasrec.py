@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted, left_pad
 
 __all__ = ["SASRec", "SASRecSession"]
 
@@ -105,16 +105,6 @@ class _Net(nn.Module):
         seen[r, hist[r, s] - 1] = 1.0
         gate: torch.Tensor = self.repeat_gate(hidden)
         return gate * seen
-
-
-def _left_pad(seqs: Sequence[IntArray], max_len: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Tokens (item index + 1) of the last ``max_len`` items, left-padded with 0."""
-    out = np.zeros((len(seqs), max_len), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        tail = np.asarray(s, dtype=np.int64)[-max_len:]
-        if tail.size:
-            out[i, max_len - tail.size :] = tail + 1
-    return out
 
 
 def _attribute_tensors(train: Interactions) -> tuple[int, Any, Any]:
@@ -212,8 +202,8 @@ class SASRec:
         if not usable:
             raise ValidationError("train.sequences", len(train.sequences), "need at least one sequence of >= 2 items")
         window = [np.asarray(s, dtype=np.int64)[-(self.max_len + 1) :] for s in usable]
-        inputs = _left_pad([w[:-1] for w in window], self.max_len)
-        targets = _left_pad([w[1:] for w in window], self.max_len)
+        inputs = left_pad([w[:-1] for w in window], self.max_len)
+        targets = left_pad([w[1:] for w in window], self.max_len)
         return inputs, targets
 
     def fit(self, train: Interactions, validate: ValidateFn | None = None) -> Self:
@@ -306,7 +296,7 @@ class SASRec:
         with torch.no_grad():
             table = self.net_.item_table()
             for lo in range(0, len(histories), 512):
-                seqs = torch.from_numpy(_left_pad(histories[lo : lo + 512], self.max_len)).to(self.device)
+                seqs = torch.from_numpy(left_pad(histories[lo : lo + 512], self.max_len)).to(self.device)
                 hidden = self.net_.encode(seqs, table)
                 last = hidden[:, -1]
                 logits = last @ table[1:].T

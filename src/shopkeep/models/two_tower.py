@@ -54,7 +54,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ItemFeatures, ValidateFn, check_fitted
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ItemFeatures, ValidateFn, check_fitted, left_pad
 from shopkeep.models.content import EMBEDDING_DIM, MINILM, ContentKNN, attribute_idf, embed_texts
 
 __all__ = ["TwoTower"]
@@ -193,16 +193,6 @@ class _Net(nn.Module):
         """Normalized session vectors ``(B, L, d)``; ``table`` holds token vectors (row 0 = padding)."""
         valid = tokens > 0
         return nn.functional.normalize(self.session(table[tokens], valid), dim=-1)
-
-
-def _left_pad(seqs: Sequence[IntArray], max_len: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Tokens (item index + 1) of the last ``max_len`` items, left-padded with 0."""
-    out = np.zeros((len(seqs), max_len), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        tail = np.asarray(s, dtype=np.int64)[-max_len:]
-        if tail.size:
-            out[i, max_len - tail.size :] = tail + 1
-    return out
 
 
 class TwoTower:
@@ -357,8 +347,8 @@ class TwoTower:
         self.net_.items.warm.copy_(torch.from_numpy(seen > 0))
         self._negative_pool = np.flatnonzero(seen > 0) if self.negatives_from == "seen" else np.arange(train.n_items)
         self.net_.log_q.copy_(self._log_q(train, target_counts.astype(np.float64), self._negative_pool.size))
-        inputs = _left_pad([s[:-1] for s in seqs], self.max_len)
-        targets = _left_pad([s[1:] for s in seqs], self.max_len)
+        inputs = left_pad([s[:-1] for s in seqs], self.max_len)
+        targets = left_pad([s[1:] for s in seqs], self.max_len)
         epochs = self.max_epochs if validate is not None else min(self.max_epochs, self.epochs_without_validation)
         self._train_loop(inputs, targets, epochs, validate)
         if validate is not None:
@@ -478,7 +468,7 @@ class TwoTower:
         with torch.no_grad():
             for lo in range(0, len(histories), 512):
                 chunk = histories[lo : lo + 512]
-                tokens = torch.from_numpy(_left_pad(chunk, self.max_len))
+                tokens = torch.from_numpy(left_pad(chunk, self.max_len))
                 width = max(1, int((tokens > 0).any(dim=0).sum()))
                 tokens = tokens[:, -width:]
                 parts = [self.net_.encode(tokens, table)[:, -1] / self.temperature]

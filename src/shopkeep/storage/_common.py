@@ -24,6 +24,7 @@ from shopkeep.storage.base import AppendResult, Document, LogRecord
 __all__ = [
     "MAX_KEY_LEN",
     "AppendPlan",
+    "check_after",
     "check_deltas",
     "check_docs",
     "check_k",
@@ -83,6 +84,12 @@ def check_k(field: str, k: object) -> int:
     if type(k) is not int or k < 0:
         raise ValidationError(field, k, "must be an int >= 0")
     return k
+
+
+def check_after(after: object) -> None:
+    """``after`` of a scan must be a key (str) or None."""
+    if after is not None and not isinstance(after, str):
+        raise ValidationError("after", after, "must be a str or None")
 
 
 def check_read(after_seq: object, k: object, partition: object) -> None:

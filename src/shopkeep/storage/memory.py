@@ -19,8 +19,9 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from shopkeep.errors import StorageError, ValidationError
+from shopkeep.errors import StorageError
 from shopkeep.storage._common import (
+    check_after,
     check_deltas,
     check_docs,
     check_k,
@@ -94,8 +95,7 @@ class MemoryStore:
         """Up to ``k`` documents in key order, strictly after key ``after``."""
         check_name("collection", collection)
         check_k("k", k)
-        if after is not None and not isinstance(after, str):
-            raise ValidationError("after", after, "must be a str or None")
+        check_after(after)
         with self._lock:
             self._check_open()
             coll = self._collections.get(collection, _Collection())

@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from shopkeep.errors import ConfigError, StorageError, ValidationError
+from shopkeep.errors import ConfigError, StorageError
 from shopkeep.storage._common import (
     NAME_RE,
+    check_after,
     check_docs,
     check_k,
     check_keys,
@@ -144,8 +145,7 @@ class PostgresStore:
         """Up to ``k`` documents in key order, strictly after key ``after``."""
         check_name("collection", collection)
         check_k("k", k)
-        if after is not None and not isinstance(after, str):
-            raise ValidationError("after", after, "must be a str or None")
+        check_after(after)
         with self._tx() as cur:
             cur.execute(f"SELECT key, doc FROM {self._q}.documents WHERE collection = %s AND key > %s "
                         "ORDER BY key LIMIT %s", (collection, after or "", k))

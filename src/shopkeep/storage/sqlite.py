@@ -22,8 +22,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from shopkeep.errors import StorageError, ValidationError
+from shopkeep.errors import StorageError
 from shopkeep.storage._common import (
+    check_after,
     check_docs,
     check_k,
     check_keys,
@@ -148,8 +149,7 @@ class SQLiteStore:
         """Up to ``k`` documents in key order, strictly after key ``after``."""
         check_name("collection", collection)
         check_k("k", k)
-        if after is not None and not isinstance(after, str):
-            raise ValidationError("after", after, "must be a str or None")
+        check_after(after)
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT key, doc FROM documents WHERE collection = ? AND key > ? ORDER BY key LIMIT ?",
