@@ -25,6 +25,8 @@ __all__ = [
     "Config",
     "EvaluationConfig",
     "EventsConfig",
+    "ExploreConfig",
+    "RankingConfig",
     "ServingConfig",
     "StorageConfig",
     "load_config",
@@ -72,6 +74,38 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class RankingConfig:
+    """Re-ranking objective (weights >= 0, not all 0; ``version`` is stamped on every served slate),
+    expected return cost as a fraction of the price, and whether ``shopkeep train`` fits the learned
+    re-ranker (LightGBM; the engine falls back to the non-learned ranker without it)."""
+
+    relevance: float = 1.0
+    margin: float = 0.0
+    conversion: float = 0.0
+    return_cost_fraction: float = 0.0
+    version: str = "1"
+    learned: bool = True
+    trees: int = 100
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """Exploration of served slates (explore.slates): ``epsilon`` on the comma-separated ``surfaces``,
+    ``pool_extra`` items beyond the slate, new items (created within ``new_item_days``, at most
+    ``max_new_items``) given ``new_item_share`` of the slots (``max_epsilon`` caps the mixing)."""
+
+    enabled: bool = True
+    surfaces: str = "home"
+    epsilon: float = 0.05
+    pool_extra: int = 5
+    new_item_days: float = 14.0
+    new_item_share: float = 0.02
+    max_new_items: int = 3
+    max_epsilon: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree."""
 
@@ -79,6 +113,8 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    ranking: RankingConfig = field(default_factory=RankingConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data (for logging it)."""
@@ -145,6 +181,12 @@ def _validate(cfg: Config) -> Config:
         if "://" not in uri:
             raise ConfigError(f"storage.{key}={uri!r}: expected a URI such as sqlite:///path",
                               {"key": f"storage.{key}", "value": uri})
+    if not 0.0 < cfg.explore.epsilon < 1.0 or not cfg.explore.epsilon <= cfg.explore.max_epsilon < 1.0:
+        raise ConfigError(f"explore.epsilon={cfg.explore.epsilon}, max_epsilon={cfg.explore.max_epsilon}: need "
+                          "0 < epsilon <= max_epsilon < 1", {"key": "explore.epsilon"})
+    for key in ("relevance", "margin", "conversion"):
+        if getattr(cfg.ranking, key) < 0:
+            raise ConfigError(f"ranking.{key}={getattr(cfg.ranking, key)}: must be >= 0", {"key": f"ranking.{key}"})
     return cfg
 
 
