@@ -55,6 +55,8 @@ MODELS: dict[str, str] = {
     "two_tower": "shopkeep.models.two_tower:TwoTower",
     "content_knn": "shopkeep.models.content:ContentKNN",
     "sasrec_knn": "shopkeep.models.blend:SASRecKNNBlend",
+    # cold-start lookalike profiles live with exploration (layer 4); the name is only imported on use
+    "lookalike": "shopkeep.explore.lookalike:LookalikeRecommender",
 }
 
 #: The best shipped default (by test NDCG@10 on Beauty/Toys under the seqrec protocol).

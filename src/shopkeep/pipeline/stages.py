@@ -8,7 +8,8 @@ one reference, so a request in flight finishes on the set it started with.
 Sources (each present only when its inputs are): ``popular`` (trending counts, updated on the write
 path; also the backfill), ``affinity`` (hot session affinities), ``content`` (hashed title/brand/
 category/attribute text vectors, computed for every item, so a new item is found at once),
-``sequential`` and ``covisit`` (a trained itemknn or sasrec from the artifacts).
+``sequential`` and ``covisit`` (a trained itemknn or sasrec from the artifacts), ``lookalike`` (a trained
+lookalike model, fused only for shoppers with 0-2 interactions) and ``stated`` (zero-party preferences).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from shopkeep.models.content import embed_texts
 from shopkeep.pipeline.artifacts import LoadedArtifacts
 from shopkeep.retrieval.base import CandidateSource
 from shopkeep.retrieval.binding import ModelBinding
+from shopkeep.retrieval.coldstart import PreferenceSource, ShortHistorySource
 from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, Retriever
 from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSource, SequentialSource
 from shopkeep.retrieval.vectors import ContentSource
@@ -38,7 +40,7 @@ __all__ = ["SURFACES", "SourceSet", "build_sources", "item_text"]
 SURFACES = ("home", "pdp", "cart")
 #: Sources the home surface uses even without the retrieval defaults naming them.
 _EXTRA_WEIGHTS: Mapping[str, Mapping[str, float]] = {
-    "home": {"covisit": 0.5},
+    "home": {"covisit": 0.5, "lookalike": 1.0, "stated": 1.0},
     "pdp": {"popular": 0.05},
     "cart": {"content": 0.3, "popular": 0.05},
 }
@@ -102,6 +104,9 @@ def _model_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None)
     sequential = next((n for n in ("sasrec", "sasrec_session", "itemknn") if n in models), None)
     if sequential is not None:
         out["sequential"] = SequentialSource(ModelBinding(models[sequential], ids), snapshot, exclude_history=True)
+    if "lookalike" in models:  # speaks only for shoppers with 0-2 interactions (retrieval/coldstart.py)
+        out["lookalike"] = ShortHistorySource(SequentialSource(ModelBinding(models["lookalike"], ids), snapshot,
+                                                               name="lookalike", exclude_history=True))
     if "itemknn" in models:
         out["covisit"] = CovisitSource.from_itemknn(ModelBinding(models["itemknn"], ids), snapshot)
     return out
@@ -111,6 +116,7 @@ def _assemble(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None, popu
               content_index: ExactIndex | None) -> SourceSet:
     sources: dict[str, CandidateSource] = {"popular": popular}
     sources["affinity"] = AffinitySource(snapshot, prior=_prior(popular))
+    sources["stated"] = PreferenceSource(snapshot, prior=_prior(popular))
     if content_index is not None and len(content_index):
         sources["content"] = ContentSource(content_index, snapshot)
     sources.update(_model_sources(snapshot, artifacts))

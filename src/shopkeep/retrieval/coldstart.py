@@ -1,0 +1,115 @@
+"""Cold-start candidate sources: a source that speaks only for short histories, and stated preferences.
+
+* :class:`ShortHistorySource` wraps any source (typically a :class:`~shopkeep.retrieval.SequentialSource`
+  over the lookalike model of :mod:`shopkeep.explore.lookalike`) so that its fusion weight is 1 for a
+  shopper with at most ``max_interactions`` recent items and 0 beyond (the established sources take
+  over); it returns the inner source's candidates unchanged.
+* :class:`PreferenceSource` (``stated``): items matching the context's zero-party preferences (the
+  answers of preference elicitation kept in the profile: ``department``/``category`` → category
+  masks, any other key → ``attr:key=value``), ranked by how many preference keys they match, then
+  by the prior (popularity); it answers nothing when no preference is stated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+
+from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.errors import ValidationError
+from shopkeep.features.context import Context
+from shopkeep.retrieval.base import Candidate, CandidateSource, Mask
+from shopkeep.retrieval.binding import FloatArray, Hit, check_masks, no_hit, to_candidate_lists, top_k
+
+__all__ = ["PreferenceSource", "ShortHistorySource"]
+
+_CATEGORY_KEYS = frozenset({"department", "category"})
+
+
+class ShortHistorySource:
+    """``inner``'s candidates, weighted 1 while the shopper has at most ``max_interactions`` recent items.
+
+    The fusion weight is 0 (the source is silent in fusion) once the history is longer, or when the
+    shopper withdrew consent to personalization. ``snapshot`` and ``retrieve_arrays`` are the inner
+    source's, so the wrapper keeps the array read path.
+    """
+
+    def __init__(self, inner: CandidateSource, *, max_interactions: int = 2) -> None:
+        if isinstance(max_interactions, bool) or not isinstance(max_interactions, int) or max_interactions < 0:
+            raise ValidationError("max_interactions", max_interactions, "must be an integer >= 0")
+        self.inner = inner
+        self.name = inner.name
+        self.max_interactions = max_interactions
+        self.snapshot: CatalogSnapshot = getattr(inner, "snapshot")  # noqa: B009 - the ArraySource capability
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same wrapper around the inner source bound to ``snapshot``."""
+        inner = getattr(self.inner, "with_snapshot")(snapshot)  # noqa: B009
+        return type(self)(inner, max_interactions=self.max_interactions)
+
+    def context_weight(self, context: Context) -> float:
+        """1.0 for a personalizable context with at most ``max_interactions`` recent items, else 0.0."""
+        return 1.0 if context.personalize and len(context.recent_items) <= self.max_interactions else 0.0
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """The inner source's candidates."""
+        return self.inner.retrieve(contexts, masks, k)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """The inner source's candidates as arrays."""
+        return getattr(self.inner, "retrieve_arrays")(contexts, masks, k)  # type: ignore[no-any-return]  # noqa: B009
+
+
+class PreferenceSource:
+    """Items matching stated preferences (module docstring); ``prior`` over snapshot items breaks ties."""
+
+    def __init__(self, snapshot: CatalogSnapshot, *, name: str = "stated", prior: FloatArray | None = None) -> None:
+        if prior is not None and np.asarray(prior).shape != (snapshot.n,):
+            raise ValidationError("prior", np.asarray(prior).shape, f"must have one score per item ({snapshot.n})")
+        self.name = name
+        self.snapshot = snapshot
+        self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
+        top = float(self.prior.max()) if self.prior is not None and self.prior.size else 0.0
+        self._scaled = self.prior / top if self.prior is not None and top > 0 else np.zeros(snapshot.n)
+
+    def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
+        """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
+        return type(self)(snapshot, name=self.name, prior=prior)
+
+    def key_masks(self, context: Context) -> list[Mask]:
+        """One item mask per stated preference key (the union over its values)."""
+        out = []
+        for key, values in sorted(context.preferences.items()):
+            mask = np.zeros(self.snapshot.n, dtype=np.bool_)
+            for value in values:
+                if key in _CATEGORY_KEYS:
+                    mask |= self.snapshot.category_mask(str(value))
+                else:
+                    mask |= self.snapshot.attribute_mask(key, value)
+            if mask.any():
+                out.append(mask)
+        return out
+
+    def context_weight(self, context: Context) -> float:
+        """1.0 when the shopper stated a usable preference (and allows personalization), else 0.0."""
+        return 1.0 if context.personalize and context.preferences and self.key_masks(context) else 0.0
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context, up to ``k`` eligible items matching its preferences."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[Hit] = []
+        for ctx, mask in zip(contexts, masks, strict=True):
+            keys = self.key_masks(ctx) if ctx.personalize else []
+            if not keys:
+                out.append(no_hit())
+                continue
+            match = np.sum(keys, axis=0, dtype=np.float64)
+            scores = np.where(match > 0, match + 0.5 * self._scaled, -np.inf)
+            out.append(top_k(scores, mask, k))
+        return out
