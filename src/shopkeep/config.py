@@ -22,6 +22,7 @@ from typing import Any, get_type_hints
 from shopkeep.errors import ConfigError
 
 __all__ = [
+    "BusConfig",
     "Config",
     "EvaluationConfig",
     "EventsConfig",
@@ -29,6 +30,7 @@ __all__ = [
     "RankingConfig",
     "ServingConfig",
     "StorageConfig",
+    "WebhooksConfig",
     "load_config",
 ]
 
@@ -106,6 +108,23 @@ class ExploreConfig:
 
 
 @dataclass(frozen=True)
+class BusConfig:
+    """The event bus API workers publish accepted events to (``""``: none; ``redis://...?stream=S``,
+    ``nats://...``, ``memory://NAME``; see shopkeep.events.bus) and ``shopkeep worker`` consumes."""
+
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """Signed webhooks (``POST /v1/webhooks/events``): the shared HMAC secret (``""``: endpoint off) and
+    how far the signed timestamp may be from now."""
+
+    secret: str = ""
+    tolerance_s: int = 300
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree."""
 
@@ -113,6 +132,8 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     ranking: RankingConfig = field(default_factory=RankingConfig)
     explore: ExploreConfig = field(default_factory=ExploreConfig)
 

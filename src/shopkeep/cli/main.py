@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"shopkeep {__version__}")
     parser.add_argument("--config", help="TOML config file (SHOPKEEP_<SECTION>__<KEY> env vars override it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train):
+    from shopkeep.cli import worker  # shopkeep worker: bus consumers (cli/worker.py)
+
+    for module in (catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train, worker):
         module.register(sub)
     return parser
 

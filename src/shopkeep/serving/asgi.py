@@ -24,6 +24,11 @@ def app_from_env() -> FastAPI:
     config = load_config(os.environ.get("SHOPKEEP_CONFIG_FILE") or None)
     engine = Engine.open(config, online_uri=os.environ.get("SHOPKEEP_ONLINE_URI") or None,
                          retrieval_k=int(os.environ.get("SHOPKEEP_RETRIEVAL_K", RETRIEVAL_K)))
+    if config.bus.uri:  # publish accepted events for `shopkeep worker` (pipeline/worker.py)
+        from shopkeep.events.bus import open_bus
+        from shopkeep.pipeline.worker import attach_publisher
+
+        attach_publisher(engine, open_bus(config.bus.uri))
     watch = float(os.environ.get("SHOPKEEP_WATCH_S", "0") or 0)
     if watch > 0:
         engine.watch_artifacts(config.serving.artifacts_dir, interval_s=watch)
