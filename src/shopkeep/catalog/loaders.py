@@ -222,7 +222,8 @@ def load_items(
     """Read every row of a catalog file, validate it, and report each bad row with its line.
 
     ``on_error="reject"``: any bad row empties ``items`` (so nothing gets stored); ``"skip"``: the
-    good rows are kept. A repeated ``item_id`` is a bad row (the later one). ``progress(done, total)``
+    good rows are kept. A repeated ``item_id`` is a bad row (the later one), and so is an
+    ``image_vector`` whose length differs from the first one in the file. ``progress(done, total)``
     is called now and then (bytes, or rows for Parquet).
     """
     if on_error not in ("reject", "skip"):
@@ -235,6 +236,7 @@ def load_items(
     currency = mapping.currency if mapping is not None else "USD"
     items: list[Item] = []
     first_line: dict[str, int] = {}
+    dims: tuple[int, int] | None = None  # (image vector dimension, line that set it)
     rejected: list[RowError] = []
     rows = 0
     for n, row in _rows(p, fmt, max_line_bytes, progress):
@@ -256,6 +258,12 @@ def load_items(
             rejected.append(RowError(n, "item_id", item.item_id,
                                      f"duplicate item_id (first seen on line {first_line[item.item_id]})"))
             continue
+        if item.image_vector is not None:
+            dims = dims or (len(item.image_vector), n)
+            if len(item.image_vector) != dims[0]:
+                rejected.append(RowError(n, "image_vector", f"{len(item.image_vector)} numbers",
+                                         f"expected {dims[0]} numbers (the dimension of line {dims[1]})"))
+                continue
         first_line[item.item_id] = n
         items.append(item)
     rejected.sort(key=lambda e: e.line)

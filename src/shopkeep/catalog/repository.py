@@ -23,9 +23,11 @@ from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.storage.base import Document, DocumentStore, iter_collection
 from shopkeep.types import Item
 
-__all__ = ["COLLECTION", "CatalogRepository", "IngestResult", "UpsertResult"]
+__all__ = ["COLLECTION", "META_COLLECTION", "CatalogRepository", "IngestResult", "UpsertResult"]
 
 COLLECTION = "items"
+#: Catalog-wide facts; key ``image_vector`` holds ``{"dim": n}`` once an item carries an image vector.
+META_COLLECTION = "catalog_meta"
 _CHUNK = 1000
 
 
@@ -83,13 +85,43 @@ class CatalogRepository:
             if item.item_id in docs:
                 raise ValidationError(f"items[{i}].item_id", item.item_id, "appears twice in one batch")
             docs[item.item_id] = doc
+        dim = self._check_image_dim(items)
         existing = self._docs(list(docs))
         inserted = tuple(k for k in docs if k not in existing)
         updated = tuple(k for k in docs if k in existing and existing[k] != docs[k])
         unchanged = tuple(k for k in docs if k in existing and existing[k] == docs[k])
         if inserted or updated:
             self.store.put_many(COLLECTION, {k: docs[k] for k in (*inserted, *updated)})
+            if dim is not None and self.image_dim() is None:
+                self.store.put_many(META_COLLECTION, {"image_vector": {"dim": dim}})
         return UpsertResult(inserted, updated, unchanged)
+
+    def image_dim(self) -> int | None:
+        """The catalog's image-vector dimension (None until an item carries an image vector)."""
+        meta = self.store.get_many(META_COLLECTION, ["image_vector"]).get("image_vector")
+        if meta is not None:
+            return int(meta["dim"])
+        for _, doc in iter_collection(self.store, COLLECTION):  # a catalog stored before the meta record
+            vector = doc.get("image_vector")
+            if vector:
+                self.store.put_many(META_COLLECTION, {"image_vector": {"dim": len(vector)}})
+                return len(vector)
+        return None
+
+    def _check_image_dim(self, items: Sequence[Item]) -> int | None:
+        """Every image vector of ``items`` has the catalog's dimension (or, in a catalog without
+        vectors yet, the first one's); that dimension, or None when no item carries a vector."""
+        with_vector = [(n, it) for n, it in enumerate(items) if it.image_vector is not None]
+        if not with_vector:
+            return None
+        stored = self.image_dim()
+        dim = stored if stored is not None else len(with_vector[0][1].image_vector or ())
+        for n, item in with_vector:
+            if len(item.image_vector or ()) != dim:
+                where = "the catalog's" if stored is not None else f"items[{with_vector[0][0]}]'s"
+                raise ValidationError(f"items[{n}].image_vector", f"{len(item.image_vector or ())} numbers",
+                                      f"must have {dim} numbers ({where} image-vector dimension)")
+        return dim
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Item]:
         """The stored items among ``ids`` (inactive ones included), in the order asked."""

@@ -23,12 +23,14 @@ from typing import Any
 from shopkeep.errors import ValidationError
 from shopkeep.types import AttributeValue, FulfillmentOption, Item, Money, parse_timestamp
 
-__all__ = ["FIELDS", "MAX_ID_LEN", "item_to_dict", "parse_item"]
+__all__ = ["FIELDS", "MAX_ID_LEN", "MAX_IMAGE_DIM", "item_to_dict", "parse_item"]
 
 MAX_ID_LEN = 256
 MAX_TEXT_LEN = 1_000
 MAX_DESCRIPTION_LEN = 200_000
 MAX_ATTRIBUTE_NAME_LEN = 128
+#: Largest image vector accepted (numbers per item).
+MAX_IMAGE_DIM = 4096
 FULFILLMENT_KINDS = ("ship", "pickup", "delivery", "digital")
 
 #: Every field of the wire form, in output order.
@@ -163,6 +165,8 @@ def _image_vector(raw: Any) -> tuple[float, ...] | None:
         return None
     if not isinstance(raw, list | tuple) or not raw:
         raise ValidationError("image_vector", raw, "must be a non-empty list of numbers")
+    if len(raw) > MAX_IMAGE_DIM:
+        raise ValidationError("image_vector", f"{len(raw)} numbers", f"must have at most {MAX_IMAGE_DIM} numbers")
     return tuple(_float(f"image_vector[{i}]", v) for i, v in enumerate(raw))
 
 
