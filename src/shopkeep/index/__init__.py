@@ -1,5 +1,10 @@
-"""shopkeep.index: vector index (exact top-k today; an ANN index may follow behind the same protocol)."""
+"""shopkeep.index: vector indexes (exact and HNSW behind one protocol, picked by size) and the keyword index.
 
+:class:`~shopkeep.index.ann.HNSWIndex` is not re-exported here: it needs faiss, which ``import
+shopkeep`` must not load; :func:`make_index`/:func:`build_index`/:func:`load_index` import it on demand.
+"""
+
+from shopkeep.index.factory import EXACT_BELOW, build_index, load_index, make_index
 from shopkeep.index.vector import ExactIndex, SearchResult, VectorIndex
 
-__all__ = ["ExactIndex", "SearchResult", "VectorIndex"]
+__all__ = ["EXACT_BELOW", "ExactIndex", "SearchResult", "VectorIndex", "build_index", "load_index", "make_index"]
