@@ -5,6 +5,8 @@ on all of them and writes one directory per version::
 
     <root>/<version>/manifest.json     {"version", "created_at", "models", "item_ids", "fingerprint", ...}
     <root>/<version>/<model name>/     the model's own save() output (npz/safetensors + JSON, no pickle)
+    <root>/<version>/ranker/           the learned re-ranker (LightGBM text + JSON; pipeline.ranker_training),
+                                       absent when it was skipped (the manifest's ``ranker`` says why)
     <root>/LATEST                      the newest complete version (replaced atomically)
 
 A version directory is written under a temporary name and renamed when complete, so a reader never
@@ -37,6 +39,7 @@ from shopkeep.storage.base import Store
 
 __all__ = [
     "MANIFEST",
+    "RANKER",
     "ArtifactManifest",
     "LoadedArtifacts",
     "latest_artifacts",
@@ -49,6 +52,8 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 POPULARITY = "popularity.json"
+#: The learned re-ranker's directory inside a version.
+RANKER = "ranker"
 _LATEST = "LATEST"
 #: Bumped when the directory layout changes.
 LAYOUT_VERSION = 1
@@ -66,13 +71,14 @@ class ArtifactManifest:
     n_sequences: int
     n_interactions: int
     train_seconds: Mapping[str, float]
+    ranker: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``manifest.json``."""
         return {"layout_version": LAYOUT_VERSION, "version": self.version, "created_at": self.created_at,
                 "models": list(self.models), "item_ids": list(self.item_ids), "fingerprint": self.fingerprint,
                 "n_sequences": self.n_sequences, "n_interactions": self.n_interactions,
-                "train_seconds": dict(self.train_seconds)}
+                "train_seconds": dict(self.train_seconds), "ranker": dict(self.ranker) if self.ranker else None}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ArtifactManifest:
@@ -85,7 +91,7 @@ class ArtifactManifest:
                                   f"unsupported; this shopkeep reads {LAYOUT_VERSION}")
         return cls(str(raw["version"]), str(raw["created_at"]), tuple(raw["models"]), tuple(raw["item_ids"]),
                    str(raw["fingerprint"]), int(raw.get("n_sequences", 0)), int(raw.get("n_interactions", 0)),
-                   dict(raw.get("train_seconds", {})))
+                   dict(raw.get("train_seconds", {})), raw.get("ranker"))
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,12 @@ def train_artifacts(
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
+    ranker: bool = True,
+    ranker_params: Mapping[str, Any] | None = None,
 ) -> ArtifactManifest:
-    """Fit ``models`` on every shopper's interaction sequence in ``store`` and write a new version."""
+    """Fit ``models`` on every shopper's interaction sequence in ``store`` and write a new version;
+    with ``ranker`` also the learned re-ranker (``ranker_params`` go to
+    :func:`~shopkeep.pipeline.ranker_training.train_ranker`, e.g. ``trees``, ``objective``)."""
     if not models:
         raise ValidationError("models", list(models), "name at least one model")
     say = progress or (lambda message: None)
@@ -160,9 +170,12 @@ def train_artifacts(
             model.fit(train)
             model.save(tmp / name)
             seconds[name] = round(time.perf_counter() - start, 3)
+        report = _train_ranker(store, tmp / RANKER, ranker_params, say) if ranker else None
+        if report is not None:
+            seconds["ranker"] = round(report["seconds"], 3)
         manifest = ArtifactManifest(version, datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                                     tuple(dict.fromkeys(models)), item_ids, fingerprint, len(train.sequences),
-                                    train.n_interactions, seconds)
+                                    train.n_interactions, seconds, report)
         say("counting popularity from the event log")
         (tmp / POPULARITY).write_text(json.dumps(popularity_counts(store)), encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")
@@ -175,6 +188,18 @@ def train_artifacts(
     os.replace(pointer, root / _LATEST)
     say(f"wrote artifacts {version}")
     return manifest
+
+
+def _train_ranker(store: Store, out: Path, params: Mapping[str, Any] | None,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    from shopkeep.catalog import CatalogRepository
+    from shopkeep.catalog.snapshot import CatalogSnapshot
+    from shopkeep.pipeline.ranker_training import train_ranker
+
+    snapshot = CatalogSnapshot.from_repository(CatalogRepository(store))
+    report = train_ranker(store, snapshot, out, progress=say, **dict(params or {}))
+    say(f"re-ranker: {report.mode}{' (' + report.reason + ')' if report.mode == 'skipped' else ''}")
+    return report.to_dict()
 
 
 def read_manifest(path: str | Path) -> ArtifactManifest:

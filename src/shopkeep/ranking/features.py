@@ -187,7 +187,7 @@ class FeatureBuilder:
         hour = (ctx.now_ms // 3_600_000) % 24
         c = 2 * len(self.sources)
         x[:, c:] = np.column_stack([
-            [f.score for f in cands], np.arange(m), [len(f.sources) for f in cands],
+            [f.score for f in cands], self._fused_positions(cands), [len(f.sources) for f in cands],
             cols.log_price[safe], cols.margin_pct[safe], cols.price_vs_cat[safe],
             np.nan_to_num(price / budget, nan=MISSING_SCORE) if budget else np.full(m, MISSING_SCORE),
             np.where(cols.price_vs_cat[safe] > 0, cols.price_vs_cat[safe] / own, MISSING_SCORE) if own > 0
@@ -201,6 +201,14 @@ class FeatureBuilder:
         ])
         x[idx < 0, c + 3:c + 14] = MISSING_SCORE
         return x
+
+    @staticmethod
+    def _fused_positions(cands: Sequence[Fused]) -> FloatArray:
+        """Each candidate's position in the fused list: its ``fused_pos`` when it has one (candidates read
+        back from the slate log are only the served ones), else its place in ``cands``."""
+        if cands and hasattr(cands[0], "fused_pos"):
+            return np.array([getattr(c, "fused_pos", j) for j, c in enumerate(cands)], dtype=np.float64)
+        return np.arange(len(cands), dtype=np.float64)
 
     @staticmethod
     def _own_price_level(ctx: Context, snapshot: CatalogSnapshot, cols: _ItemColumns) -> float:

@@ -170,6 +170,13 @@ class LearnedModel:
                              "purchase": Isotonic.fit(raw["purchase"], c_bought)}
         return self
 
+    def restat(self, stats: ItemStats) -> Self:
+        """Serve with item statistics (popularity, recency) taken as of a later time, e.g. the end of the log."""
+        if self.builder_ is None:
+            raise NotFittedError("LearnedModel is not fitted: call fit() or load()")
+        self.builder_ = FeatureBuilder(self.builder_.sources, stats, self.builder_.serving_position)
+        return self
+
     def raw_scores(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
                    snapshot: CatalogSnapshot) -> dict[str, FloatArray]:
         """Uncalibrated head outputs for every candidate, requests concatenated (purchase: raw probability)."""
