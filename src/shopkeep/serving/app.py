@@ -41,7 +41,6 @@ from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_similar import similar_router
 from shopkeep.serving.routes_web import web_router
 from shopkeep.serving.routes_webhooks import webhooks_router
-from shopkeep.serving.routes_webhooks import webhooks_router
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "report_to_dict", "slate_to_dict"]
 
@@ -233,7 +232,6 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(catalog_router())  # /v1/catalog/audit|proposals, product JSON-LD, feed (routes_catalog.py)
     app.include_router(agents_router())  # /v1/agents: product facts, availability, policy, grants (routes_agents.py)
     app.include_router(privacy_router())  # GET/DELETE /v1/users/{user_id} (routes_privacy.py)
-    app.include_router(webhooks_router())  # POST /v1/webhooks/events, HMAC-signed, no API key (routes_webhooks.py)
     app.include_router(webhooks_router())  # POST /v1/webhooks/events, HMAC-signed, no API key (routes_webhooks.py)
     app.include_router(similar_router())  # POST /v1/search/similar: image-vector similarity (routes_similar.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
