@@ -111,6 +111,43 @@ def test_concurrent_increments_are_exact(opener: Opener) -> None:
     assert opener().incr_many({"hits": 0, "half": 0}) == {"hits": 200.0, "half": 100.0}
 
 
+def test_swap_many_writes_only_keys_that_still_hold_the_expected_value(state: OnlineState) -> None:
+    state.set_many({"a": b"old", "b": b"\x00\xff"})
+    lost = state.swap_many({"a": b"old", "b": b"stale", "fresh": None, "gone": b"x"},
+                           {"a": b"new", "b": b"nope", "fresh": b"f", "gone": b"y"})
+    assert sorted(lost) == ["b", "gone"]
+    assert state.get_many(["a", "b", "fresh", "gone"]) == {"a": b"new", "b": b"\x00\xff", "fresh": b"f"}
+    assert state.swap_many({"fresh": None}, {"fresh": b"again"}) == ["fresh"]  # exists: not "absent"
+    assert state.swap_many({}, {}) == []
+
+
+def test_swap_many_sets_the_ttl(state: OnlineState) -> None:
+    assert state.swap_many({"short": None}, {"short": b"x"}, ttl_s=1) == []
+    assert state.get_many(["short"]) == {"short": b"x"}
+    time.sleep(1.2)
+    assert state.get_many(["short"]) == {}
+
+
+def test_concurrent_swaps_lose_no_update(opener: Opener) -> None:
+    """Read-modify-write with retry on two clients: every one of 2 × 60 appends survives."""
+    def worker(tag: str) -> None:
+        own = opener()
+        for i in range(60):
+            while True:
+                old = own.get_many(["list"]).get("list")
+                new = (old or b"") + f"{tag}{i},".encode()
+                if not own.swap_many({"list": old}, {"list": new}):
+                    break
+
+    threads = [threading.Thread(target=worker, args=(tag,)) for tag in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    parts = opener().get_many(["list"])["list"].decode().rstrip(",").split(",")
+    assert sorted(parts) == sorted(f"{t}{i}" for t in "xy" for i in range(60))
+
+
 def test_delete_counts_only_existing(state: OnlineState) -> None:
     state.set_many({"a": b"1", "b": b"2"})
     assert state.delete_many(["a", "a", "zz"]) == 1
@@ -128,6 +165,9 @@ def test_delete_counts_only_existing(state: OnlineState) -> None:
         (lambda s: s.incr_many({"a": float("inf")}), "deltas['a']"),
         (lambda s: s.get_many("abc"), "keys"),
         (lambda s: s.delete_many([1]), "keys[0]"),
+        (lambda s: s.swap_many({}, {"a": b"x"}), "expected['a']"),
+        (lambda s: s.swap_many({"a": "str"}, {"a": b"x"}), "expected['a']"),
+        (lambda s: s.swap_many({"a": None}, {"a": b"x"}, ttl_s=-1), "ttl_s"),
     ],
 )
 def test_bad_input_raises_validation_error_naming_field(state: OnlineState, call: Callable[[OnlineState], object],

@@ -12,6 +12,9 @@ Defaults, and why:
   total mass is at most half of the session's (see :mod:`shopkeep.features.session`);
 * ``max_recent = 50`` recent items, ``max_affinities = 64`` keys per session and 128 per shopper;
 * ``ttl_s = 7 days`` for session state, ``user_ttl_s = 90 days`` for long-term state;
+* ``max_applied = 128`` — ids (digests) of the latest folded events kept per record, so a batch
+  re-sent after a crash is not folded twice (a re-sent event older than a full window counts as
+  folded: it would have been cut from the window only by 128 later events of the same record);
 * ``repurchase_days`` — replenishable categories (matched at any level of an item's category
   path, case-insensitive, deepest match wins) and their typical repurchase interval in days; a
   purchased item outside them is suppressed with its variant group for ``suppress_purchased_days``.
@@ -75,6 +78,7 @@ class FeatureConfig:
     max_cart: int = 100
     max_purchases: int = 200
     max_sessions: int = 64
+    max_applied: int = 128
     repurchase_days: Mapping[str, float] = field(default_factory=lambda: DEFAULT_REPURCHASE_DAYS)
     suppress_purchased_days: float = 365.0
 
@@ -83,7 +87,7 @@ class FeatureConfig:
                      "suppress_purchased_days"):
             _positive(name, getattr(self, name))
         for name in ("max_recent", "max_affinities", "max_user_affinities", "ttl_s", "user_ttl_s", "max_cart",
-                     "max_purchases", "max_sessions"):
+                     "max_purchases", "max_sessions", "max_applied"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError(name, value, "must be a positive integer")

@@ -24,19 +24,24 @@ Consent: when the profile withdraws personalization, the Context has ``personali
 affinities, recent items, purchases or stated preferences; the cart, ``avoid``, budget, region and
 age verification stay (they serve the request itself or protect the shopper).
 
-Each :meth:`update` batch does one ``get_many`` and at most two ``set_many`` (session TTL and
-long-term TTL); concurrent updates of the *same* key from two processes can lose one of them (last
-write wins), which the event log's replay repairs.
+Each :meth:`update` batch does one ``get_many`` and at most two ``swap_many`` (compare-and-set;
+session TTL and long-term TTL); a record that another process wrote in between is re-read and
+re-folded, so concurrent updates of the *same* key from two processes both land. Each record keeps
+the ids of the events it folded (``State.e``), so a batch re-sent after a crash (its events are
+duplicates in the store, but the crash may have come before the features were written) is folded
+exactly once per record.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from shopkeep.errors import ValidationError
+from shopkeep.errors import StorageError, ValidationError
 from shopkeep.features.config import FeatureConfig
 from shopkeep.features.context import Context, ContextRequest, affinity_key
 from shopkeep.features.state import State
@@ -48,6 +53,9 @@ if TYPE_CHECKING:
     from shopkeep.storage.base import OnlineState
 
 __all__ = ["SessionFeatures", "filter_key", "state_keys"]
+
+# Compare-and-set rounds per update before giving up (each round re-reads only the keys that lost).
+_MAX_TRIES = 50
 
 # Item interactions that enter the recent-items sequence (impressions, hovers, returns do not).
 _SEQUENCE = frozenset({EventType.VIEW, EventType.CLICK, EventType.DWELL, EventType.ADD_TO_CART,
@@ -95,12 +103,21 @@ class SessionFeatures:
         self.config = config if config is not None else FeatureConfig()
         self._keys_of: dict[int, tuple[str, ...]] = {}
         self._keys_snapshot: CatalogSnapshot | None = None
+        #: Records that another worker changed between this one's read and write (each re-folded).
+        self.conflicts = 0
 
     # -- write path ---------------------------------------------------------------------------
 
-    def update(self, events: Sequence[Event]) -> None:
-        """Fold accepted ``events`` into session and shopper state (synchronous: the next
-        :meth:`context` on any process sharing the online state sees them)."""
+    def update(self, events: Sequence[Event], *, retried: Collection[str] = ()) -> None:
+        """Fold ``events`` into session and shopper state (synchronous: the next :meth:`context` on
+        any process sharing the online state sees them).
+
+        ``retried``: ids among ``events`` that may have been folded before (the store reported them
+        as duplicates: a batch re-sent after a crash); each record folds only those it has not
+        applied yet (:meth:`State.applied`). Every record is written by compare-and-set and, when
+        another worker wrote it in between, re-read and folded again, so concurrent updates of one
+        session all land. StorageError after ``_MAX_TRIES`` rounds of conflicts.
+        """
         touched: dict[str, list[Event]] = {}
         for i, event in enumerate(events):
             if not isinstance(event, Event):
@@ -111,20 +128,44 @@ class SessionFeatures:
                     touched.setdefault(key, []).append(event)
         if not touched:
             return
+        again = frozenset(retried)
         snap = self.snapshot()
-        stored = self.online.get_many(list(touched))
-        out_session: dict[str, bytes] = {}
-        out_long: dict[str, bytes] = {}
-        for key, batch in touched.items():
-            raw = stored.get(key)
-            state = State.decode(raw) if raw is not None else State()
-            is_session = key.startswith("sess:")
-            self._fold(state, batch, snap, is_session=is_session)
-            (out_session if is_session else out_long)[key] = state.encode()
-        if out_session:
-            self.online.set_many(out_session, ttl_s=self.config.ttl_s)
-        if out_long:
-            self.online.set_many(out_long, ttl_s=self.config.user_ttl_s)
+        pending = list(touched)
+        for attempt in range(_MAX_TRIES):
+            stored = self.online.get_many(pending)
+            writes: dict[bool, tuple[dict[str, bytes | None], dict[str, bytes]]] = {True: ({}, {}), False: ({}, {})}
+            for key in pending:
+                raw = stored.get(key)
+                state = State.decode(raw) if raw is not None else State()
+                is_session = key.startswith("sess:")
+                if self._fold_new(state, touched[key], again, snap, is_session=is_session):
+                    expected, values = writes[is_session]
+                    expected[key], values[key] = raw, state.encode()
+            lost: list[str] = []
+            for is_session, (expected, values) in writes.items():
+                if values:
+                    ttl = self.config.ttl_s if is_session else self.config.user_ttl_s
+                    lost += self.online.swap_many(expected, values, ttl_s=ttl)
+            if not lost:
+                return
+            self.conflicts += len(lost)
+            pending = lost
+            if attempt >= 2:
+                time.sleep(random.uniform(0.0, 0.001 * attempt))  # spread workers that keep colliding
+        raise StorageError(f"online state: {len(pending)} keys kept changing under {_MAX_TRIES} update tries",
+                           {"keys": pending[:5]})
+
+    def _fold_new(self, state: State, batch: Sequence[Event], again: frozenset[str], snap: CatalogSnapshot, *,
+                  is_session: bool) -> bool:
+        """Fold the events of ``batch`` this record has not applied, and mark them; False if none."""
+        cap = self.config.max_applied
+        todo = [e for e in batch
+                if e.event_id not in again or not state.applied(e.event_id, to_epoch_ms(e.timestamp), cap)]
+        if not todo:
+            return False
+        self._fold(state, todo, snap, is_session=is_session)
+        state.mark([e.event_id for e in todo], [to_epoch_ms(e.timestamp) for e in todo], cap)
+        return True
 
     def _item_keys(self, snap: CatalogSnapshot, item_id: str) -> tuple[str, ...]:
         if snap is not self._keys_snapshot:

@@ -14,21 +14,29 @@ not depend on arrival order (up to float rounding and to the pruning of weak key
 (0, 6.0, 3.0)
 >>> State.decode(s.encode()).a == s.a
 True
+
+Each record also keeps the ids of the events folded into it (``e``, a 64-bit digest of each id, the
+``cap`` latest by event time), so that a batch retried after a crash is not folded twice:
+
+>>> s.mark(["ev-1", "ev-2"], [0, 1000], cap=2)
+>>> s.applied("ev-2", 1000, cap=2), s.applied("ev-3", 2000, cap=2), s.applied("ev-0", -5, cap=2)
+(True, False, True)
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import orjson
 
 from shopkeep.errors import StorageError
 
-__all__ = ["State", "decay_factor"]
+__all__ = ["State", "decay_factor", "event_digest"]
 
 _FORMAT = 1
 # Above this many half-lives ahead of the anchor, 2**x gets near float range: rescale first.
@@ -44,6 +52,15 @@ def decay_factor(dt_ms: float, half_life_s: float) -> float:
     return float(2.0 ** (-dt_ms / (half_life_s * 1000.0)))
 
 
+def event_digest(event_id: str) -> str:
+    """A 64-bit hex digest of an event id: what ``State.e`` keeps (short, and no raw ids in the state).
+
+    >>> event_digest("ev-1")
+    '3350297f6e9c1a5d'
+    """
+    return blake2b(event_id.encode("utf-8"), digest_size=8).hexdigest()
+
+
 @dataclass(slots=True)
 class State:
     """Mutable working copy of one state record (``sess:``, ``user:`` or ``anon:`` key).
@@ -51,7 +68,8 @@ class State:
     ``t``: reference epoch ms of ``a`` (at or before the latest event); ``a``: affinity key → value
     at ``t``; ``r``: recent ``[item_id, ms]`` in time order (repeats in a row are merged on read);
     ``c``: cart ``item_id → [in_cart, ms]`` (last event wins, by time); ``p``/``g``: purchased
-    item / variant group → last purchase ms; ``s``: session ids seen (long-term records only, for erasure).
+    item / variant group → last purchase ms; ``s``: session ids seen (long-term records only, for erasure);
+    ``e``: ``[ms, digest]`` of the applied events (see :meth:`mark`), in ``(ms, digest)`` order.
     """
 
     t: int = 0
@@ -61,6 +79,7 @@ class State:
     p: dict[str, int] = field(default_factory=dict)
     g: dict[str, int] = field(default_factory=dict)
     s: list[str] = field(default_factory=list)
+    e: list[list[Any]] = field(default_factory=list)
 
     # -- affinities ---------------------------------------------------------------------------
 
@@ -165,12 +184,38 @@ class State:
         if len(self.s) > cap:
             del self.s[: len(self.s) - cap]
 
+    # -- applied events ---------------------------------------------------------------------------
+
+    def applied(self, event_id: str, ts_ms: int, cap: int) -> bool:
+        """Whether an event that may have been folded before was: its digest is in the window, or the
+        window is full (``cap``) and the event is older than all of it (it would have been cut)."""
+        row = [ts_ms, event_digest(event_id)]
+        e = self.e
+        if not e:
+            return False
+        if len(e) >= cap and row < e[0]:
+            return True
+        i = bisect.bisect_left(e, row)
+        return i < len(e) and e[i] == row
+
+    def mark(self, event_ids: Sequence[str], ts_ms: Sequence[int], cap: int) -> None:
+        """Record events as folded; the ``cap`` latest by ``(ms, digest)`` are kept (independent of
+        arrival order, so every worker and every replay ends with the same window)."""
+        e = self.e
+        for event_id, ts in zip(event_ids, ts_ms, strict=True):
+            row = [ts, event_digest(event_id)]
+            i = bisect.bisect_left(e, row)
+            if i == len(e) or e[i] != row:
+                e.insert(i, row)
+        if len(e) > cap:
+            del e[: len(e) - cap]
+
     # -- bytes ----------------------------------------------------------------------------------
 
     def encode(self) -> bytes:
         """Compact JSON bytes (empty parts left out)."""
         doc: dict[str, Any] = {"v": _FORMAT, "t": self.t}
-        for name in ("a", "r", "c", "p", "g", "s"):
+        for name in ("a", "r", "c", "p", "g", "s", "e"):
             value = getattr(self, name)
             if value:
                 doc[name] = value
@@ -184,6 +229,6 @@ class State:
             if not isinstance(doc, dict) or doc.get("v") != _FORMAT:
                 raise ValueError("unknown format")
             return cls(int(doc["t"]), doc.get("a", {}), doc.get("r", []), doc.get("c", {}), doc.get("p", {}),
-                       doc.get("g", {}), doc.get("s", []))
+                       doc.get("g", {}), doc.get("s", []), doc.get("e", []))
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageError(f"online feature state is unreadable: {exc}", {"value": raw[:80]}) from exc

@@ -7,10 +7,18 @@ popularity counts, so the next request on any worker sharing the online state se
 
 READ ``recommend(request)``: features.context → policy eligibility mask (pushed into retrieval) →
 retriever (k = 500, named sources, fused) → ranker → policy (rules, trace) → :class:`Slate`, which is
-logged to the served-slate log (trace_id, items, positions, sources, propensities, served features)
-so impressions and clicks join to it. The slate is a deterministic function of the request and the
-state it reads, so every position's propensity is 1.0: there is no exploration yet (a later issue
-adds bandits; off-policy estimates need propensities < 1 and must not be run on these logs).
+logged to the served-slate log (trace_id, items, positions, sources, propensities, served features
+incl. each served item's fused score, fused position and per-source score/rank, which is what
+``shopkeep train`` trains the re-ranker on) so impressions and clicks join to it.
+
+Ranker: the learned re-ranker of the loaded artifacts (``<version>/ranker``, LightGBM) with the
+objective of ``config.ranking``, or the non-learned ranker when the artifacts hold none, LightGBM is
+missing or ``ranking.learned`` is off; ``explain`` names which one served and why.
+
+Exploration (:mod:`shopkeep.pipeline.exploration`, ``config.explore``): on the configured surfaces the
+policy's slate is mixed with a random one from a small eligible pool, seeded per request (a replay on
+the same state reproduces the slate), so the logged propensities are exact and lie in (0, 1); pinned
+positions and surfaces without exploration log 1.0.
 
 Stages are swapped atomically: ``upsert_items`` builds a new catalog snapshot and source set
 (copy-on-write) and ``load_artifacts`` a new source set from a trained version; each request reads the
@@ -25,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,19 +50,21 @@ from shopkeep.events.schema import parse_event
 from shopkeep.features import FeatureConfig, SessionFeatures
 from shopkeep.features.context import Context, ContextRequest
 from shopkeep.pipeline.artifacts import (
+    RANKER,
     LoadedArtifacts,
     latest_artifacts,
     load_artifacts,
     read_manifest,
     read_popularity,
 )
+from shopkeep.pipeline.exploration import Explored, SlateExplorer
 from shopkeep.pipeline.ingest import Ingestor, IngestReport
 from shopkeep.pipeline.policy_stage import PolicyStage, default_policy_stage
 from shopkeep.pipeline.slatelog import SlateLogger
 from shopkeep.pipeline.stages import SourceSet, build_sources
 from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
-from shopkeep.ranking import Ranker, ScoredItem
+from shopkeep.ranking import Objective, Ranker, ScoredItem
 from shopkeep.retrieval.base import FusedCandidate
 from shopkeep.retrieval.fusion import FusedArrays
 from shopkeep.storage import open_online_state, open_store
@@ -91,6 +101,8 @@ class Slate:
     items: tuple[SlateItem, ...]
     explain: Mapping[str, Any] | None = None
     version: str | None = None
+    #: What the slate log keeps beyond the items: served candidates' features, exploration, ranker.
+    served: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +112,7 @@ class _Bindings:
     sources: SourceSet
     policy: PolicyStage
     ranker: Ranker
+    ranker_info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def snapshot(self) -> CatalogSnapshot:
@@ -107,16 +120,19 @@ class _Bindings:
 
 
 class _AppendRecorder:
-    """Delegates to a Store and remembers which event ids the last appends newly inserted."""
+    """Delegates to a Store and remembers which event ids the last appends newly inserted and which
+    were already stored with the same payload (duplicates: maybe a batch re-sent after a crash)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.inserted: list[str] = []
+        self.duplicates: list[str] = []
 
     def append(self, log_name: str, records: Sequence[LogRecord]) -> AppendResult:
         result = self._store.append(log_name, records)
         if log_name == EVENTS_LOG:
             self.inserted.extend(result.inserted)
+            self.duplicates.extend(result.duplicates)
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -144,7 +160,11 @@ class Engine:
         snapshot = CatalogSnapshot.from_repository(self.catalog)
         popularity = read_popularity(artifacts.path) if artifacts is not None else None
         sources = build_sources(snapshot, artifacts, popularity)
-        self._bindings = _Bindings(sources, policy or default_policy_stage(store, online), ranker or Ranker())
+        self._fixed_ranker = ranker is not None
+        chosen_ranker, info = (ranker, {"kind": "learned" if ranker.learned else "non-learned", "reason": "given"}) \
+            if ranker is not None else self._ranker_for(artifacts)
+        self._bindings = _Bindings(sources, policy or default_policy_stage(store, online), chosen_ranker, info)
+        self.explorer = SlateExplorer(self.config.explore)
         self.policy_refresh_s = policy_refresh_s
         #: Candidates fused per request; retrieval, ranking and policy cost grow about linearly with it.
         self.retrieval_k = retrieval_k
@@ -169,15 +189,20 @@ class Engine:
 
     # -- write path ---------------------------------------------------------------------------
     def ingest(self, raw_events: Sequence[Mapping[str, Any]]) -> IngestReport:
-        """Store events (idempotent by event_id) and fold the newly stored ones into the hot features."""
+        """Store events (idempotent by event_id) and fold them into the hot features: the newly stored
+        ones, and duplicates that a crash may have kept from the features (each record folds an event
+        once, see :meth:`SessionFeatures.update`); live popularity counts only the new ones."""
         with self._write_lock:
-            self._recorder.inserted = []
+            self._recorder.inserted, self._recorder.duplicates = [], []
             report = self._ingestor.ingest_batch(raw_events)
             inserted = set(self._recorder.inserted)
-        if inserted:
-            events = self._events_of(raw_events, inserted)
-            self.features.update(events)
-            self._bindings.sources.add_events(events)
+            again = set(self._recorder.duplicates) - inserted
+        if inserted or again:
+            events = self._events_of(raw_events, inserted | again)
+            self.features.update(events, retried=again)
+            fresh = [e for e in events if e.event_id in inserted]
+            if fresh:
+                self._bindings.sources.add_events(fresh)
         return report
 
     @staticmethod
@@ -219,8 +244,8 @@ class Engine:
             for i, cands in zip(rows, found, strict=True):
                 fused[i] = cands
         ranked = bindings.ranker.rank_many(contexts, fused, bindings.snapshot)
-        slates = [self._finish(bindings, ctx, cands, rk)
-                  for ctx, cands, rk in zip(contexts, fused, ranked, strict=True)]
+        slates = [self._finish(bindings, ctx, cands, rk, mask)
+                  for ctx, cands, rk, mask in zip(contexts, fused, ranked, masks, strict=True)]
         if self.slate_log is not None:
             self.slate_log.add([self._record(ctx, s) for ctx, s in zip(contexts, slates, strict=True)])
         return slates
@@ -240,49 +265,84 @@ class Engine:
             with self._swap_lock:
                 self._bindings = replace(self._bindings, policy=fresh)
 
+    def _ranker_for(self, artifacts: LoadedArtifacts | None) -> tuple[Ranker, dict[str, Any]]:
+        """The ranker for ``artifacts`` with the configured objective, and which one it is and why."""
+        from shopkeep.ranking.learned import lightgbm_available
+
+        cfg = self.config.ranking
+        objective = Objective(cfg.relevance, cfg.margin, cfg.conversion, cfg.version)
+        path = artifacts.path / RANKER if artifacts is not None else None
+        if not cfg.learned:
+            why = "ranking.learned is off"
+        elif path is None or not (path / "ranker.json").is_file():
+            why = "no learned ranker in the artifacts" + (f" ({artifacts.manifest.ranker.get('reason')})"
+                                                           if artifacts is not None and artifacts.manifest.ranker
+                                                           else "")
+        elif not lightgbm_available():
+            why = "lightgbm is not installed"
+        else:
+            ranker = Ranker.load(path, objective)
+            ranker.return_cost_fraction = cfg.return_cost_fraction
+            return ranker, {"kind": "learned", "model": str(path)}
+        return Ranker(objective, return_cost_fraction=cfg.return_cost_fraction), {"kind": "non-learned", "reason": why}
+
     def _finish(self, bindings: _Bindings, ctx: Context, cands: Sequence[FusedCandidate],
-                ranked: Sequence[ScoredItem]) -> Slate:
+                ranked: Sequence[ScoredItem], mask: Any) -> Slate:
         chosen, trace = bindings.policy.apply(ctx, ranked, bindings.snapshot)
         snap = bindings.snapshot
+        served = self.explorer.explore(ctx, chosen, ranked, mask, snap)
         items = []
-        for pos, ch in enumerate(chosen[: ctx.request.k]):
+        for pos, (ch, prop) in enumerate(zip(served.items, served.propensities, strict=True)):
             i = snap.index[ch.item_id]
             price = ch.display_price_minor if ch.display_price_minor is not None else int(snap.price_minor[i])
             money = Money(price, snap.currency) if price >= 0 and snap.currency else None
             items.append(SlateItem(ch.item_id, round(float(ch.score), 6), money, pos, tuple(sorted(ch.sources)),
-                                   1.0, tuple(ch.reasons)))
+                                   prop, tuple(ch.reasons)))
         trace_id = uuid.uuid4().hex
-        explain = self._explain(bindings, ctx, cands, chosen, trace) if ctx.request.explain else None
-        return Slate(trace_id, ctx.surface, tuple(items), explain, bindings.sources.version)
+        fused = self._fused_of(cands, {ch.item_id for ch in served.items}, snap)
+        explain = self._explain(bindings, ctx, len(cands), served, fused, trace) if ctx.request.explain else None
+        log = {"candidates": [[ch.item_id, *fused.get(ch.item_id, (0.0, len(cands))),
+                               {s: [float(v[0]), int(v[1])] for s, v in sorted(ch.sources.items())}]
+                              for ch in served.items],
+               "explore": served.info, "ranker": bindings.ranker_info.get("kind"),
+               "objective": bindings.ranker.objective.to_dict(), "policy_version": bindings.policy.version}
+        return Slate(trace_id, ctx.surface, tuple(items), explain, bindings.sources.version, log)
 
     @staticmethod
-    def _explain(bindings: _Bindings, ctx: Context, cands: Sequence[FusedCandidate], chosen: Sequence[Any],
-                 trace: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        wanted = {ch.item_id for ch in chosen[: ctx.request.k]}
-        if isinstance(cands, FusedArrays):  # only the shown items' candidates are built
+    def _fused_of(cands: Sequence[FusedCandidate], wanted: set[str],
+                  snap: CatalogSnapshot) -> dict[str, tuple[float, int]]:
+        """(fused score, fused position) of the ``wanted`` items (only those objects are built)."""
+        if isinstance(cands, FusedArrays):
+            want = snap.indices(sorted(wanted))
+            at = np.flatnonzero(np.isin(cands.indices, want))
             ids = cands.item_ids
-            fused = {ids[i]: cands[j] for j, i in enumerate(cands.indices.tolist()) if ids[i] in wanted}
-        else:
-            fused = {c.item_id: c for c in cands if c.item_id in wanted}
+            return {ids[int(cands.indices[j])]: (float(cands.scores[j]), int(j)) for j in at.tolist()}
+        return {c.item_id: (float(c.score), j) for j, c in enumerate(cands) if c.item_id in wanted}
+
+    @staticmethod
+    def _explain(bindings: _Bindings, ctx: Context, n_candidates: int, served: Explored,
+                 fused: Mapping[str, tuple[float, int]], trace: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
         return {
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
-            "candidates": len(cands), "affinities": {k: round(v, 4) for k, v in top},
+            "candidates": n_candidates, "affinities": {k: round(v, 4) for k, v in top},
             "recent_items": list(ctx.recent_items[-10:]),
-            "objective": bindings.ranker.objective.to_dict(),
+            "objective": bindings.ranker.objective.to_dict(), "ranker": dict(bindings.ranker_info),
+            "exploration": dict(served.info),
             "items": [{"item_id": ch.item_id, "final_score": ch.score,
-                       "fused_score": fused[ch.item_id].score if ch.item_id in fused else None,
+                       "fused_score": fused[ch.item_id][0] if ch.item_id in fused else None,
+                       "propensity": p,
                        "sources": {s: {"score": sc, "rank": rk} for s, (sc, rk) in sorted(ch.sources.items())},
-                       "reasons": list(ch.reasons)} for ch in chosen[: ctx.request.k]],
+                       "reasons": list(ch.reasons)} for ch, p in zip(served.items, served.propensities, strict=True)],
             "rules": list(trace),
         }
 
     def _record(self, ctx: Context, slate: Slate) -> SlateRecord:
-        top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
-        features = {"affinities": {k: round(v, 5) for k, v in top}, "recent_items": list(ctx.recent_items[-10:]),
+        top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:30]
+        features = {"affinities": {k: round(v, 5) for k, v in top}, "recent_items": list(ctx.recent_items[-50:]),
                     "cart_items": list(ctx.cart_items), "item_id": ctx.request.item_id, "k": ctx.request.k,
                     "store": ctx.store, "region": ctx.region, "scores": [it.score for it in slate.items],
-                    "artifact_version": slate.version, "now_ms": ctx.now_ms}
+                    "artifact_version": slate.version, "now_ms": ctx.now_ms, **dict(slate.served or {})}
         return SlateRecord(slate.trace_id, slate.surface, ctx.user_id, ctx.anonymous_id, ctx.session_id,
                            tuple(it.item_id for it in slate.items), tuple(it.position for it in slate.items),
                            tuple("+".join(it.sources) for it in slate.items),
@@ -336,11 +396,14 @@ class Engine:
         """Hot-swap to the models at ``path`` (a version directory or an artifacts root); returns the version."""
         loaded = load_artifacts(path)
         popularity = read_popularity(loaded.path)
+        ranker_info = None if self._fixed_ranker else self._ranker_for(loaded)
         with self._swap_lock:
             old = self._bindings
             sources = build_sources(old.snapshot, loaded, popularity)
-            self._bindings = replace(old, sources=sources)
-        log.info("engine now serves artifacts %s", loaded.version)
+            self._bindings = replace(old, sources=sources) if ranker_info is None else replace(
+                old, sources=sources, ranker=ranker_info[0], ranker_info=ranker_info[1])
+        log.info("engine now serves artifacts %s (%s ranker)", loaded.version,
+                 self._bindings.ranker_info.get("kind"))
         return loaded.version
 
     def watch_artifacts(self, root: str | Path, *, interval_s: float = 5.0) -> threading.Thread:

@@ -32,6 +32,7 @@ __all__ = [
     "check_name",
     "check_read",
     "check_records",
+    "check_swap",
     "check_text",
     "check_values",
     "digest",
@@ -239,6 +240,20 @@ def check_values(values: Mapping[str, bytes], ttl_s: int | None) -> None:
             raise ValidationError(f"values[{key!r}]", type(value).__name__, "must be bytes")
     if ttl_s is not None and (type(ttl_s) is not int or ttl_s <= 0):
         raise ValidationError("ttl_s", ttl_s, "must be an int > 0 or None")
+
+
+def check_swap(expected: Mapping[str, bytes | None], values: Mapping[str, bytes], ttl_s: int | None) -> None:
+    """Check the arguments of ``OnlineState.swap_many``."""
+    check_values(values, ttl_s)
+    if not isinstance(expected, Mapping):
+        raise ValidationError("expected", type(expected).__name__, "must be a mapping of key to bytes or None")
+    for key, value in expected.items():
+        check_text("expected.key", key, max_len=MAX_KEY_LEN)
+        if value is not None and not isinstance(value, bytes):
+            raise ValidationError(f"expected[{key!r}]", type(value).__name__, "must be bytes or None")
+    for key in values:
+        if key not in expected:
+            raise ValidationError(f"expected[{key!r}]", None, "is missing: every written key needs its expected value")
 
 
 def check_deltas(deltas: Mapping[str, float]) -> None:

@@ -107,6 +107,12 @@ class OnlineState(Protocol):
     def incr_many(self, deltas: Mapping[str, float]) -> dict[str, float]:
         """Atomically add to numeric counters (missing = 0); returns the new values."""
 
+    def swap_many(self, expected: Mapping[str, bytes | None], values: Mapping[str, bytes], *,
+                  ttl_s: int | None = None) -> list[str]:
+        """Compare and set, atomically: write ``values[key]`` where the key still holds ``expected[key]``
+        (None: absent); returns the keys that did not match, which keep their value. Every key of
+        ``values`` must be in ``expected``."""
+
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys; returns how many existed."""
 

@@ -29,6 +29,7 @@ from shopkeep.storage._common import (
     check_name,
     check_read,
     check_records,
+    check_swap,
     check_values,
     format_number,
     parse_number,
@@ -229,6 +230,22 @@ class MemoryOnlineState:
                 deadline = self._values[key][1] if key in self._values else None
                 self._values[key] = (format_number(value), deadline)
         return {key: parse_number(key, format_number(value)) for key, value in new.items()}
+
+    def swap_many(self, expected: Mapping[str, bytes | None], values: Mapping[str, bytes], *,
+                  ttl_s: int | None = None) -> list[str]:
+        """Compare and set, atomically: write ``values[key]`` where the key still holds ``expected[key]``
+        (None: absent); returns the keys that did not match, which keep their value."""
+        check_swap(expected, values, ttl_s)
+        now = time.monotonic()
+        deadline = None if ttl_s is None else now + ttl_s
+        lost: list[str] = []
+        with self._lock:
+            for key, value in values.items():
+                if self._live(key, now) != expected[key]:
+                    lost.append(key)
+                else:
+                    self._values[key] = (value, deadline)
+        return lost
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys; returns how many existed."""

@@ -2,18 +2,30 @@
 
 Every key is stored as ``prefix + key``, so deployments and tests can share one database. Reads use
 MGET, writes a MULTI pipeline (SET with EX), counters a Lua script that first checks every current
-value is a number and only then runs INCRBYFLOAT on each key: all counters change, or none.
+value is a number and only then runs INCRBYFLOAT on each key: all counters change, or none. Compare
+and set (:meth:`RedisOnlineState.swap_many`) is a Lua script too: it compares the SHA-1 of each key's
+current value with the SHA-1 of the expected one (so the expected bytes are not sent again) and
+writes the keys that match, all in one atomic step.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from shopkeep.errors import StorageError, ValidationError
-from shopkeep.storage._common import check_deltas, check_keys, check_text, check_values, parse_number, redact
+from shopkeep.storage._common import (
+    check_deltas,
+    check_keys,
+    check_swap,
+    check_text,
+    check_values,
+    parse_number,
+    redact,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -33,6 +45,27 @@ for i, key in ipairs(KEYS) do
   out[i] = redis.call('INCRBYFLOAT', key, ARGV[i])
 end
 return out
+"""
+
+
+# ARGV: ttl (0 = none), then n expected SHA-1 hex digests ('' = absent), then n new values.
+_SWAP_LUA = """
+local n = #KEYS
+local ttl = tonumber(ARGV[1])
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local cur = redis.call('GET', key)
+  local want = ARGV[1 + i]
+  local same
+  if want == '' then same = (cur == false) else same = (cur ~= false and redis.sha1hex(cur) == want) end
+  if same then
+    if ttl > 0 then redis.call('SET', key, ARGV[1 + n + i], 'EX', ttl)
+    else redis.call('SET', key, ARGV[1 + n + i]) end
+  else
+    lost[#lost + 1] = i
+  end
+end
+return lost
 """
 
 
@@ -57,6 +90,7 @@ class RedisOnlineState:
         with self._guard():
             self._client.ping()
         self._incr = self._client.register_script(_INCR_LUA)
+        self._swap = self._client.register_script(_SWAP_LUA)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -112,6 +146,20 @@ class RedisOnlineState:
                 raise ValidationError(key, shown, "holds a value that is not a number") from None
             raise
         return {key: parse_number(key, _as_bytes(raw)) for key, raw in zip(keys, out, strict=True)}
+
+    def swap_many(self, expected: Mapping[str, bytes | None], values: Mapping[str, bytes], *,
+                  ttl_s: int | None = None) -> list[str]:
+        """Compare and set, atomically: write ``values[key]`` where the key still holds ``expected[key]``
+        (None: absent); returns the keys that did not match, which keep their value."""
+        check_swap(expected, values, ttl_s)
+        keys = list(values)
+        if not keys:
+            return []
+        wants = ["" if expected[k] is None else hashlib.sha1(expected[k] or b"").hexdigest() for k in keys]
+        with self._guard():
+            lost = self._swap(keys=[self.prefix + key for key in keys],
+                              args=[ttl_s or 0, *wants, *(values[k] for k in keys)])
+        return [keys[int(i) - 1] for i in lost]
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys; returns how many existed."""
