@@ -8,6 +8,8 @@
 * :func:`check_guardrail` is a non-inferiority test; :func:`srm_check` a chi-square test of the
   arm counts against the planned split; :func:`aa_false_positive_rate` re-splits one population many
   times with fresh salts and counts how often an A/A comparison is "significant".
+* :class:`ExperimentBook` keeps experiments in a :class:`~shopkeep.storage.base.Store` (definition,
+  first exposures, per-unit outcomes) and builds their report (``GET /v1/experiments/{id}/report``).
 
 >>> assign(["user-1", "user-2"], "exp-1", ["control", "treatment"]) == assign(["user-1", "user-2"], "exp-1",
 ...                                                                            ["control", "treatment"])
@@ -27,10 +29,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from shopkeep.errors import ValidationError
+from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.explore.seeding import stable_hash64
+from shopkeep.storage.base import DocumentStore
 
-__all__ = ["AAResult", "ArmMetric", "Exposure", "ExposureLog", "GuardrailResult", "SRMResult",
+__all__ = ["AAResult", "ArmMetric", "ExperimentBook", "Exposure", "ExposureLog", "GuardrailResult", "SRMResult",
            "aa_false_positive_rate", "assign", "buckets", "check_guardrail", "compare_arms", "srm_check"]
 
 F64 = npt.NDArray[np.float64]
@@ -290,3 +293,112 @@ def aa_false_positive_rate(unit_ids: Sequence[str], values: Any, *, n_runs: int 
         hits += int((p < alpha).sum())
     fpr = hits / n_runs
     return AAResult(fpr, float(np.sqrt(fpr * (1 - fpr) / n_runs)), n_runs, alpha)
+
+
+_EXPERIMENTS, _UNITS = "experiments", "experiment_units"
+
+
+class ExperimentBook:
+    """Experiments kept in a document store: ``define`` once, ``expose`` units (hash-assigned, first
+    exposure kept), ``record`` their outcomes, ``report`` any time.
+
+    A unit exposed but without a value for a metric counts 0 for it (no purchase = no revenue). When
+    every exposed unit has a ``covariate`` (a pre-period value), the report adds CUPED rows.
+    """
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    def define(self, experiment: str, arms: Sequence[str], control: str, *, weights: Sequence[float] | None = None,
+               guardrails: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """Create or replace an experiment's definition (``guardrails``: metric → largest allowed relative drop)."""
+        if not experiment or len(experiment) > 200 or "/" in experiment:
+            raise ValidationError("experiment", experiment, "must be 1-200 characters without '/'")
+        if control not in arms or len(set(arms)) != len(arms) or len(arms) < 2:
+            raise ValidationError("arms", list(arms), f"need two or more distinct arms including control {control!r}")
+        _weights(arms, weights)
+        doc = {"arms": list(arms), "control": control, "weights": None if weights is None else list(weights),
+               "guardrails": dict(guardrails or {})}
+        self.store.put_many(_EXPERIMENTS, {experiment: doc})
+        return doc
+
+    def definition(self, experiment: str) -> dict[str, Any]:
+        """The stored definition (NotFoundError when unknown)."""
+        found = self.store.get_many(_EXPERIMENTS, [experiment])
+        if experiment not in found:
+            raise NotFoundError(f"no experiment {experiment!r}", {"experiment": experiment})
+        return dict(found[experiment])
+
+    def expose(self, experiment: str, unit_ids: Sequence[str], at: datetime,
+               covariates: Mapping[str, float] | None = None) -> list[str]:
+        """Assign and record each unit's first exposure; returns the arm of each unit."""
+        if at.tzinfo is None:
+            raise ValidationError("at", at.isoformat(), "must be timezone-aware UTC")
+        d = self.definition(experiment)
+        arms = assign(unit_ids, experiment, d["arms"], d["weights"])
+        keys = [f"{experiment}/{u}" for u in unit_ids]
+        have = self.store.get_many(_UNITS, keys)
+        fresh: dict[str, dict[str, Any]] = {k: {"arm": a, "exposed_at": at.isoformat(), "metrics": {},
+                     "covariate": None if covariates is None else covariates.get(u)}
+                 for k, u, a in zip(keys, unit_ids, arms, strict=True) if k not in have}
+        if fresh:
+            self.store.put_many(_UNITS, fresh)
+        return arms
+
+    def record(self, experiment: str, outcomes: Mapping[str, Mapping[str, float]]) -> int:
+        """Add metric values (unit → metric → value; a metric given again is replaced) for exposed units."""
+        keys = {f"{experiment}/{u}": u for u in outcomes}
+        have = self.store.get_many(_UNITS, list(keys))
+        missing = [u for k, u in keys.items() if k not in have]
+        if missing:
+            raise ValidationError("unit_id", missing[0], f"was never exposed in experiment {experiment!r}")
+        docs = {}
+        for k, u in keys.items():
+            doc = dict(have[k])
+            doc["metrics"] = {**doc.get("metrics", {}), **{m: float(v) for m, v in outcomes[u].items()}}
+            docs[k] = doc
+        self.store.put_many(_UNITS, docs)
+        return len(docs)
+
+    def _units(self, experiment: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after = f"{experiment}/"
+        while True:
+            page = self.store.scan(_UNITS, after=after, k=1000)
+            for key, doc in page:
+                if not key.startswith(f"{experiment}/"):
+                    return out
+                out.append(dict(doc))
+            if len(page) < 1000:
+                return out
+            after = page[-1][0]
+
+    def report(self, experiment: str, *, alpha: float = 0.05) -> dict[str, Any]:
+        """Exposures and SRM check, each metric per arm with CIs (and CUPED rows), guardrail verdicts."""
+        d = self.definition(experiment)
+        units = self._units(experiment)
+        counts = {a: 0 for a in d["arms"]}
+        for u in units:
+            counts[u["arm"]] = counts.get(u["arm"], 0) + 1
+        weights = None if d["weights"] is None else dict(zip(d["arms"], d["weights"], strict=True))
+        doc: dict[str, Any] = {"experiment": experiment, "arms": d["arms"], "control": d["control"],
+                               "exposures": counts, "metrics": [], "guardrails": []}
+        doc["srm"] = asdict(srm_check(counts, weights)) if units else None
+        if any(c < 2 for c in counts.values()):
+            return doc  # a CI needs two units per arm
+        names = sorted({m for u in units for m in u.get("metrics", {})})
+        cov = [u.get("covariate") for u in units]
+        for name in names:
+            values = {a: [u.get("metrics", {}).get(name, 0.0) for u in units if u["arm"] == a] for a in d["arms"]}
+            rows = compare_arms(values, d["control"], name, alpha=alpha)
+            doc["metrics"].extend(asdict(r) for r in rows)
+            if all(c is not None for c in cov):
+                covs = {a: [u["covariate"] for u in units if u["arm"] == a] for a in d["arms"]}
+                doc["metrics"].extend(asdict(r) for r in compare_arms(values, d["control"], name, alpha=alpha,
+                                                                      covariate=covs))
+            drop = d["guardrails"].get(name)
+            if drop is not None:
+                base = next(r.mean for r in rows if r.arm == d["control"])
+                doc["guardrails"].extend(asdict(check_guardrail(r, base, float(drop)))
+                                         for r in rows if r.arm != d["control"])
+        return doc

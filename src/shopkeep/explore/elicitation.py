@@ -36,9 +36,11 @@ from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
 from shopkeep.types import Money
 
-__all__ = ["PreferenceElicitor", "answers_to_preferences", "budget_band", "catalog_facets"]
+__all__ = ["NO_PREFERENCE", "PreferenceElicitor", "answers_to_preferences", "budget_band", "catalog_facets"]
 
 F64 = npt.NDArray[np.float64]
+#: The answer "I don't mind": it reweights nothing and stores no preference.
+NO_PREFERENCE = "no_preference"
 _BANDS = ("under_{lo}", "{lo}_to_{hi}", "over_{hi}")
 
 
@@ -91,6 +93,8 @@ def answers_to_preferences(answers: Mapping[str, str], snapshot: CatalogSnapshot
     prefs: dict[str, list[str]] = {}
     budget: Money | None = None
     for slot, answer in answers.items():
+        if answer == NO_PREFERENCE:
+            continue
         if slot == "budget":
             lo, hi = budget_band(snapshot)
             if not answer.startswith("over_"):
@@ -143,13 +147,12 @@ class PreferenceElicitor:
     def elicit(self, facets: Sequence[Facet], weights: F64,
                answer: Mapping[str, str] | None = None) -> tuple[dict[str, str], F64]:
         """Ask until the selector stops; ``answer`` (slot → answer, e.g. a simulated shopper's truth)
-        answers each question (a slot it lacks ends the dialogue). Returns the answers and the weights."""
+        answers each question (a slot it lacks is answered :data:`NO_PREFERENCE`, which changes no
+        weight). Returns the answers and the final weights."""
         answers: dict[str, str] = {}
         truth = answer or {}
         while (q := self.next_question(facets, weights, answers)) is not None:
-            if q.slot not in truth:
-                break
-            answers[q.slot] = truth[q.slot]
+            answers[q.slot] = truth.get(q.slot, NO_PREFERENCE)
         return answers, self.reweight(facets, weights, answers)
 
     @staticmethod

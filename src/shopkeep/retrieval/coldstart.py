@@ -3,7 +3,7 @@
 * :class:`ShortHistorySource` wraps any source (typically a :class:`~shopkeep.retrieval.SequentialSource`
   over the lookalike model of :mod:`shopkeep.explore.lookalike`) so that its fusion weight is 1 for a
   shopper with at most ``max_interactions`` recent items and 0 beyond (the established sources take
-  over); it returns the inner source's candidates unchanged.
+  over); in scope it returns the inner source's candidates unchanged, out of scope none.
 * :class:`PreferenceSource` (``stated``): items matching the context's zero-party preferences (the
   answers of preference elicitation kept in the profile: ``department``/``category`` → category
   masks, any other key → ``attr:key=value``), ranked by how many preference keys they match, then
@@ -54,12 +54,26 @@ class ShortHistorySource:
         return 1.0 if context.personalize and len(context.recent_items) <= self.max_interactions else 0.0
 
     def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
-        """The inner source's candidates."""
-        return self.inner.retrieve(contexts, masks, k)
+        """The inner source's candidates for the contexts in scope (:meth:`context_weight` > 0), else none."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        rows = [r for r, ctx in enumerate(contexts) if self.context_weight(ctx) > 0]
+        out: list[list[Candidate]] = [[] for _ in contexts]
+        if rows:
+            found = self.inner.retrieve([contexts[r] for r in rows], [masks[r] for r in rows], k)
+            for r, cands in zip(rows, found, strict=True):
+                out[r] = cands
+        return out
 
     def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
-        """The inner source's candidates as arrays."""
-        return getattr(self.inner, "retrieve_arrays")(contexts, masks, k)  # type: ignore[no-any-return]  # noqa: B009
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        rows = [r for r, ctx in enumerate(contexts) if self.context_weight(ctx) > 0]
+        out: list[Hit] = [no_hit() for _ in contexts]
+        if rows:
+            inner = getattr(self.inner, "retrieve_arrays")  # noqa: B009 - the ArraySource capability
+            for r, hit in zip(rows, inner([contexts[r] for r in rows], [masks[r] for r in rows], k), strict=True):
+                out[r] = hit
+        return out
 
 
 class PreferenceSource:

@@ -35,10 +35,12 @@ from shopkeep.serving.middleware import Metrics, ServiceMiddleware
 from shopkeep.serving.routes_agents import agents_router
 from shopkeep.serving.routes_catalog import catalog_router
 from shopkeep.serving.routes_concierge import router as concierge_router
+from shopkeep.serving.routes_experiments import experiments_router
 from shopkeep.serving.routes_offers import offers_router
 from shopkeep.serving.routes_privacy import privacy_router
 from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_similar import similar_router
+from shopkeep.serving.routes_transparency import transparency_router
 from shopkeep.serving.routes_web import web_router
 from shopkeep.serving.routes_webhooks import webhooks_router
 
@@ -231,9 +233,11 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(concierge_router)  # POST /v1/concierge/messages (routes_concierge.py)
     app.include_router(catalog_router())  # /v1/catalog/audit|proposals, product JSON-LD, feed (routes_catalog.py)
     app.include_router(agents_router())  # /v1/agents: product facts, availability, policy, grants (routes_agents.py)
+    app.include_router(experiments_router())  # GET /v1/experiments/{id}/report (routes_experiments.py)
     app.include_router(privacy_router())  # GET/DELETE /v1/users/{user_id} (routes_privacy.py)
     app.include_router(webhooks_router())  # POST /v1/webhooks/events, HMAC-signed, no API key (routes_webhooks.py)
     app.include_router(similar_router())  # POST /v1/search/similar: image-vector similarity (routes_similar.py)
+    app.include_router(transparency_router())  # /v1/transparency: why, personalization switch (routes_transparency.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:

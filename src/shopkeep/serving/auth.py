@@ -22,7 +22,7 @@ from shopkeep.errors import ConfigError
 __all__ = ["SCOPES", "ApiKeys", "digest", "key_from_headers"]
 
 #: Every scope a key can carry.
-SCOPES = ("ingest", "read", "admin")
+SCOPES = ("ingest", "read", "experiments", "admin")
 
 
 def digest(key: str) -> str:
