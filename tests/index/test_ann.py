@@ -46,7 +46,7 @@ def test_recall_at_10_against_exact(pair: tuple[HNSWIndex, ExactIndex, np.ndarra
     hnsw, exact, queries = pair
     assert _recall(hnsw.search(queries, k=10).ids, exact.search(queries, k=10).ids) >= 0.95
     # graph path under a half mask (the exact fallback would make this trivially 1.0)
-    graph = HNSWIndex(32, "ip", seed=0, threads=1, exact_below=0, exact_fraction=0.0)
+    graph = HNSWIndex(32, "ip", seed=0, threads=1, brute_force_below=0, brute_force_fraction=0.0)
     graph._index, graph._slot_ids, graph._slot_of, graph._live = hnsw._index, hnsw._slot_ids, hnsw._slot_of, hnsw._live
     mask = np.random.default_rng(13).random(len(exact)) < 0.5
     assert _recall(graph.search(queries, k=10, mask=mask).ids, exact.search(queries, k=10, mask=mask).ids) >= 0.95
@@ -54,7 +54,7 @@ def test_recall_at_10_against_exact(pair: tuple[HNSWIndex, ExactIndex, np.ndarra
 
 def test_selective_masks_fall_back_to_exact(pair: tuple[HNSWIndex, ExactIndex, np.ndarray]) -> None:
     hnsw, exact, queries = pair
-    for share in (0.001, 0.01, 0.03):  # 6, 60, 180 eligible: at most exact_below -> exact scoring
+    for share in (0.001, 0.01, 0.03):  # 6, 60, 180 eligible: at most brute_force_below -> exact scoring
         mask = np.random.default_rng(int(share * 1000)).random(len(exact)) < share
         assert hnsw.search(queries, k=10, mask=mask).ids == exact.search(queries, k=10, mask=mask).ids
 
@@ -95,8 +95,8 @@ def test_dead_slots_are_never_returned_and_compaction_keeps_rows() -> None:
 def test_bad_parameters_and_a_mismatched_file(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="ef_search"):
         HNSWIndex(4, ef_search=1)
-    with pytest.raises(ValidationError, match="exact_fraction"):
-        HNSWIndex(4, exact_fraction=2.0)
+    with pytest.raises(ValidationError, match="brute_force_fraction"):
+        HNSWIndex(4, brute_force_fraction=2.0)
     index = HNSWIndex(4)
     index.add(["a", "b"], np.eye(2, 4, dtype=np.float32))
     index.save(tmp_path / "x")

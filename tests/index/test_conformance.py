@@ -20,7 +20,8 @@ Factory = Callable[..., VectorIndex]
 KINDS: dict[str, Factory] = {
     "exact": lambda dim, metric="cosine": ExactIndex(dim, metric),
     "hnsw": lambda dim, metric="cosine": HNSWIndex(dim, metric, threads=1),
-    "hnsw-graph": lambda dim, metric="cosine": HNSWIndex(dim, metric, threads=1, exact_below=0, exact_fraction=0.0),
+    "hnsw-graph": lambda dim, metric="cosine": HNSWIndex(dim, metric, threads=1, brute_force_below=0,
+                                                         brute_force_fraction=0.0),
 }
 
 

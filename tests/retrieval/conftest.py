@@ -10,6 +10,7 @@ import pytest
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.features.context import Context, ContextRequest
+from shopkeep.index import VectorIndex
 from shopkeep.models.base import Interactions, ItemFeatures
 from shopkeep.models.registry import create_model
 from shopkeep.retrieval import (
@@ -49,6 +50,15 @@ def item_features(snapshot: CatalogSnapshot) -> ItemFeatures:
     return ItemFeatures(len(vocab), attrs, tuple(it.title for it in snapshot.items))
 
 
+def _graph_copy(index: VectorIndex, metric: str) -> VectorIndex:
+    """The same vectors in an HNSW index that searches the graph even under selective masks."""
+    from shopkeep.index.ann import HNSWIndex
+
+    out = HNSWIndex(index.dim, metric, threads=1, brute_force_below=0, brute_force_fraction=0.0)
+    out.add(list(index.ids), index.vectors(list(index.ids)))
+    return out
+
+
 def build_world(seed: int = 5) -> World:
     store = generate_store(StoreConfig(n_items=300, n_shoppers=500, n_days=14, seed=seed))
     snap = CatalogSnapshot.from_items(store.items)
@@ -61,13 +71,15 @@ def build_world(seed: int = 5) -> World:
         SequentialSource(ModelBinding(create_model("sasrec", **FAST_SAS).fit(train), ids), snap, name="sasrec"),
         CovisitSource.from_itemknn(knn, snap),
         CovisitSource.from_sequences(seqs.values(), snap, name="covisit_own"),
-        ContentSource.from_content_knn(
+        content := ContentSource.from_content_knn(
             ModelBinding(create_model("content_knn", text_encoder="hashing", cache_dir=None).fit(train), ids), snap),
-        TwoTowerSource(ModelBinding(create_model("two_tower", **FAST_TT).fit(train), ids), snap),
+        tt := TwoTowerSource(ModelBinding(create_model("two_tower", **FAST_TT).fit(train), ids), snap),
         ComplementsSource(AssociationRules(min_count=1, min_lift=0.0).fit(baskets_from_events(store.events)), snap),
     ]
     popular = PopularSource(snap).fit(store.events)
     sources += [popular, AffinitySource(snap, prior=popular.scores())]
+    sources += [ContentSource(_graph_copy(content.index, "cosine"), snap, name="content_hnsw"),
+                TwoTowerSource(tt.binding, snap, name="two_tower_hnsw", index=_graph_copy(tt.index, "ip"))]
     return World(store, snap, seqs, {s.name: s for s in sources})
 
 

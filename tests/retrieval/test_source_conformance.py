@@ -13,8 +13,8 @@ from shopkeep.retrieval import Candidate, CandidateSource, Retriever, fuse
 from shopkeep.types import Item
 
 SOURCES = ["sequential", "sasrec", "covisit", "covisit_own", "content", "two_tower", "complements", "popular",
-           "affinity"]
-PERSONAL = {"sequential", "sasrec", "two_tower", "affinity"}
+           "affinity", "content_hnsw", "two_tower_hnsw"]
+PERSONAL = {"sequential", "sasrec", "two_tower", "affinity", "two_tower_hnsw"}
 
 
 def _masks(world: Any, n: int, seed: int) -> list[np.ndarray]:
@@ -138,3 +138,15 @@ def test_retriever_rejects_bad_config(world: Any, make_contexts: Any) -> None:
         Retriever([world.sources["popular"]], {"popular": -1.0})
     with pytest.raises(ValidationError):
         Retriever.for_surface("checkout", world.sources)
+
+
+@pytest.mark.parametrize("name", ["content", "two_tower"])
+def test_hnsw_sources_agree_with_the_exact_ones(world: Any, make_contexts: Any, name: str) -> None:
+    """The same vectors behind HNSW (graph search even under masks) find the exact top-10 (recall >= 0.95)."""
+    contexts = make_contexts(40, 11)
+    masks = _masks(world, 40, 12)
+    exact = world.sources[name].retrieve(contexts, masks, 10)
+    approx = world.sources[f"{name}_hnsw"].retrieve(contexts, masks, 10)
+    pairs = [({c.item_id for c in a}, {c.item_id for c in e}) for a, e in zip(approx, exact, strict=True) if e]
+    assert pairs, "no context had vector candidates"
+    assert np.mean([len(a & e) / len(e) for a, e in pairs]) >= 0.95

@@ -4,7 +4,10 @@
 shopkeep`` must not load; :func:`make_index`/:func:`build_index`/:func:`load_index` import it on demand.
 """
 
-from shopkeep.index.factory import EXACT_BELOW, build_index, load_index, make_index
+from shopkeep.index.factory import EXACT_BELOW, build_index, cached_index, load_index, make_index
 from shopkeep.index.vector import ExactIndex, SearchResult, VectorIndex
 
-__all__ = ["EXACT_BELOW", "ExactIndex", "SearchResult", "VectorIndex", "build_index", "load_index", "make_index"]
+__all__ = [
+    "EXACT_BELOW", "ExactIndex", "SearchResult", "VectorIndex", "build_index", "cached_index", "load_index",
+    "make_index",
+]

@@ -12,9 +12,9 @@ rebuilt from the live vectors. Rows are the live slots in slot order.
 
 Filtering rule (``mask``), per query, with ``f`` = eligible rows / live rows:
 
-1. ``eligible <= exact_below`` rows or ``f < exact_fraction``: exact scoring of the eligible rows only
-   (costs ``eligible * dim``, at most ``exact_fraction`` of a full scan), so a selective rule never
-   starves the result;
+1. ``eligible <= brute_force_below`` rows or ``f < brute_force_fraction``: exact scoring of the
+   eligible rows only (costs ``eligible * dim``, at most ``brute_force_fraction`` of a full scan), so a
+   selective rule never starves the result;
 2. otherwise HNSW with the eligibility bitmap as a faiss ``IDSelector`` (ineligible nodes are walked
    through but never returned) and ``efSearch = max(ef_search, k) / f`` (capped at ``max_ef``): the
    over-fetch keeps about ``ef_search`` eligible candidates in the beam;
@@ -86,15 +86,16 @@ class HNSWIndex:
     """HNSW top-k with eligibility masks (see the module docstring for the filtering rule)."""
 
     def __init__(self, dim: int, metric: str = "ip", *, m: int = 32, ef_construction: int = 200,
-                 ef_search: int = 128, seed: int = 0, threads: int | None = None, exact_below: int = 2048,
-                 exact_fraction: float = 0.05, max_ef: int = 4096, compact_above: float = 0.3) -> None:
+                 ef_search: int = 128, seed: int = 0, threads: int | None = None,
+                 brute_force_below: int = 2048, brute_force_fraction: float = 0.05, max_ef: int = 4096,
+                 compact_above: float = 0.3) -> None:
         check_metric(dim, metric)
         for name, value in (("m", m), ("ef_construction", ef_construction), ("ef_search", ef_search),
                             ("max_ef", max_ef)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ValidationError(name, value, "must be an integer >= 2")
-        if not 0.0 <= exact_fraction <= 1.0:
-            raise ValidationError("exact_fraction", exact_fraction, "must be in [0, 1]")
+        if not 0.0 <= brute_force_fraction <= 1.0:
+            raise ValidationError("brute_force_fraction", brute_force_fraction, "must be in [0, 1]")
         if not 0.0 < compact_above <= 1.0:
             raise ValidationError("compact_above", compact_above, "must be in (0, 1]")
         self.dim = dim
@@ -104,8 +105,8 @@ class HNSWIndex:
         self.ef_search = ef_search
         self.seed = seed
         self.threads = threads
-        self.exact_below = exact_below
-        self.exact_fraction = exact_fraction
+        self.brute_force_below = brute_force_below
+        self.brute_force_fraction = brute_force_fraction
         self.max_ef = max_ef
         self.compact_above = compact_above
         self._index = self._new_graph()
@@ -127,8 +128,9 @@ class HNSWIndex:
     def params(self) -> dict[str, Any]:
         """The constructor parameters (as saved)."""
         return {"m": self.m, "ef_construction": self.ef_construction, "ef_search": self.ef_search,
-                "seed": self.seed, "threads": self.threads, "exact_below": self.exact_below,
-                "exact_fraction": self.exact_fraction, "max_ef": self.max_ef, "compact_above": self.compact_above}
+                "seed": self.seed, "threads": self.threads, "brute_force_below": self.brute_force_below,
+                "brute_force_fraction": self.brute_force_fraction, "max_ef": self.max_ef,
+                "compact_above": self.compact_above}
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -287,7 +289,7 @@ class HNSWIndex:
         if want == 0:
             return
         frac = eligible.size / max(row_slot.size, 1)
-        if eligible.size > self.exact_below and frac >= self.exact_fraction:
+        if eligible.size > self.brute_force_below and frac >= self.brute_force_fraction:
             found = self._graph_filtered(q, k, eligible, frac)
             if found is not None and int((found[0] >= 0).sum()) >= want:
                 rows[:] = np.where(found[0] >= 0, slot_row[np.maximum(found[0], 0)], -1)

@@ -12,13 +12,18 @@ Exact top-k costs ``n_items * dim`` multiply-adds per query and is always right;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shopkeep.errors import ValidationError
 from shopkeep.index.vector import ExactIndex, FloatArray, VectorIndex, read_meta
 
-__all__ = ["EXACT_BELOW", "build_index", "load_index", "make_index"]
+__all__ = ["EXACT_BELOW", "build_index", "cached_index", "load_index", "make_index"]
 
 #: Default size from which :func:`make_index` answers an HNSW index.
 EXACT_BELOW = 50_000
@@ -51,3 +56,60 @@ def load_index(path: Path) -> VectorIndex:
 
         return HNSWIndex.load(path)
     return ExactIndex.load(path)
+
+
+def cached_index(key: str, cache_dir: Path | None, source: Callable[[], tuple[Sequence[str], FloatArray]],
+                 metric: str = "ip", *, n_items: int, exact_below: int = EXACT_BELOW, keep: int = 2,
+                 **hnsw: Any) -> VectorIndex:
+    """The index :func:`build_index` makes from ``source()`` (ids, vectors), saved under ``cache_dir`` and
+    loaded from there when an entry for ``key`` (which must change whenever the vectors would) and the
+    same kind and parameters exists. Building happens under a file lock, so processes starting together
+    (server workers) build once and the others load; the ``keep`` newest entries are kept.
+    ``cache_dir=None``: no cache."""
+    kind = "exact" if n_items < exact_below else "hnsw"
+    if cache_dir is None:
+        ids, vectors = source()
+        return build_index(ids, vectors, metric, exact_below=exact_below, **hnsw)
+    spec = json.dumps({"key": key, "metric": metric, "kind": kind, "hnsw": hnsw if kind == "hnsw" else {}},
+                      sort_keys=True)
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:24]
+    root = Path(cache_dir)
+    folder = root / digest
+    found = _try_load(folder)
+    if found is not None:
+        return found
+    import fcntl  # POSIX; only the cache needs it
+
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f"{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _try_load(folder)  # another process built it while this one waited
+        if found is not None:
+            return found
+        ids, vectors = source()
+        index = build_index(ids, vectors, metric, exact_below=exact_below, **hnsw)
+        tmp = root / f".{digest}.{os.getpid()}.tmp"
+        index.save(tmp)
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged entry
+        os.replace(tmp, folder)
+    _prune(root, keep)
+    return index
+
+
+def _try_load(folder: Path) -> VectorIndex | None:
+    if not (folder / "index.json").is_file():
+        return None
+    try:
+        index = load_index(folder)
+    except (ValidationError, OSError, RuntimeError, ValueError):  # a damaged entry is rebuilt
+        return None
+    os.utime(folder)  # most recently used: kept by _prune
+    return index
+
+
+def _prune(root: Path, keep: int) -> None:
+    entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+        (root / f"{old.name}.lock").unlink(missing_ok=True)

@@ -14,6 +14,7 @@ lookalike model, fused only for shoppers with 0-2 interactions) and ``stated`` (
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
-from shopkeep.index import ExactIndex
+from shopkeep.index import EXACT_BELOW, VectorIndex, cached_index
 from shopkeep.models.content import embed_texts
 from shopkeep.pipeline.artifacts import LoadedArtifacts
 from shopkeep.retrieval.base import CandidateSource
@@ -64,7 +65,7 @@ class SourceSet:
     sources: Mapping[str, CandidateSource]
     retrievers: Mapping[str, Retriever]
     artifacts: LoadedArtifacts | None
-    content_index: ExactIndex | None
+    content_index: VectorIndex | None
     popular: PopularSource
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,15 +84,12 @@ class SourceSet:
             self.popular.add(events)
 
     def with_items(self, items: Sequence[Item], snapshot: CatalogSnapshot) -> SourceSet:
-        """A new set over ``snapshot`` (which already holds ``items``); their content vectors are indexed."""
+        """A new set over ``snapshot`` (which already holds ``items``); their content vectors are indexed
+        in a copy of the index (requests in flight keep the old one)."""
         index = self.content_index
         if index is not None and items:
-            fresh = ExactIndex(index.dim, metric="cosine")
-            kept = [i for i in index.ids if i not in {it.item_id for it in items}]
-            if kept:
-                fresh.add(kept, index.vectors(kept))
-            fresh.add([it.item_id for it in items], _embed(items))
-            index = fresh
+            index = index.copy()
+            index.upsert([it.item_id for it in items], _embed(items))
         return _assemble(snapshot, self.artifacts, self.popular.with_snapshot(snapshot), index)
 
 
@@ -113,7 +111,7 @@ def _model_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None)
 
 
 def _assemble(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None, popular: PopularSource,
-              content_index: ExactIndex | None) -> SourceSet:
+              content_index: VectorIndex | None) -> SourceSet:
     sources: dict[str, CandidateSource] = {"popular": popular}
     sources["affinity"] = AffinitySource(snapshot, prior=_prior(popular))
     sources["stated"] = PreferenceSource(snapshot, prior=_prior(popular))
@@ -135,9 +133,11 @@ def _prior(popular: PopularSource) -> npt.NDArray[np.float64]:
 
 def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None = None,
                   popular_counts: Mapping[str, Any] | None = None,
-                  events: Iterable[Event] = ()) -> SourceSet:
-    """Every source for ``snapshot``: content vectors for all items, popularity from ``popular_counts``
-    (saved by training) and/or ``events``, the trained models of ``artifacts``."""
+                  events: Iterable[Event] = (), *, exact_below: int = EXACT_BELOW) -> SourceSet:
+    """Every source for ``snapshot``: content vectors for all items (HNSW from ``exact_below`` items;
+    with artifacts, the built index is cached next to them and reused while the item texts are the
+    same), popularity from ``popular_counts`` (saved by training) and/or ``events``, the trained models
+    of ``artifacts``."""
     popular = PopularSource(snapshot)
     if popular_counts:
         popular.trend_ = {str(k): float(v) for k, v in popular_counts.get("trend", {}).items()}
@@ -147,6 +147,11 @@ def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None =
     popular.add(events)
     index = None
     if snapshot.n:
-        index = ExactIndex(384, metric="cosine")
-        index.add(list(snapshot.item_ids), _embed(snapshot.items))
+        texts = [item_text(it) for it in snapshot.items]
+        key = hashlib.sha256("\0".join(f"{i}\0{t}" for i, t in zip(snapshot.item_ids, texts, strict=True))
+                             .encode()).hexdigest()
+        cache = artifacts.path.parent / ".content-index" if artifacts is not None else None
+        index = cached_index(key, cache, lambda: (snapshot.item_ids, embed_texts(texts, encoder="hashing",
+                                                                                 cache_dir=None)),
+                             "cosine", n_items=snapshot.n, exact_below=exact_below)
     return _assemble(snapshot, artifacts, popular, index)

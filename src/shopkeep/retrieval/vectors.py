@@ -1,8 +1,11 @@
 """Vector candidate sources: content similarity (``content``) and the two-tower model (``two_tower``).
 
-Both search an :class:`~shopkeep.index.ExactIndex` keyed by item id. The eligibility mask is applied
-exactly: the search asks for ``k`` plus the number of indexed items that are ineligible, so ``k``
-eligible items come back whenever that many exist.
+Both search a :class:`~shopkeep.index.VectorIndex` keyed by item id: exact below
+:data:`~shopkeep.index.EXACT_BELOW` items, HNSW from there (:func:`~shopkeep.index.build_index`).
+The eligibility mask is pushed into the index search (a per-query mask over the index rows), so
+``k`` eligible items come back whenever that many exist (HNSW: see its filtering rule). Per request
+the work is numpy over the index rows plus the ``k`` results; the index-row -> snapshot-index map
+is computed once per (index version, snapshot).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy.typing as npt
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
-from shopkeep.index import ExactIndex
+from shopkeep.index import EXACT_BELOW, VectorIndex, build_index
 from shopkeep.models.base import check_fitted
 from shopkeep.retrieval.base import Candidate, Mask
 from shopkeep.retrieval.binding import Hit, ModelBinding, anchors, check_masks, no_hit, to_candidate_lists
@@ -26,38 +29,38 @@ __all__ = ["ContentSource", "TwoTowerSource", "masked_search"]
 F32 = npt.NDArray[np.float32]
 
 
-_ROWS: dict[tuple[int, int], tuple[ExactIndex, CatalogSnapshot, npt.NDArray[np.int64]]] = {}
+_ROWS: dict[tuple[int, int], tuple[VectorIndex, int, CatalogSnapshot, npt.NDArray[np.int64]]] = {}
 
 
-def _rows(index: ExactIndex, snapshot: CatalogSnapshot) -> npt.NDArray[np.int64]:
-    """Snapshot index of each index id, cached per (index, snapshot, index size): a dict lookup per
-    item is too slow to repeat per request."""
+def _rows(index: VectorIndex, snapshot: CatalogSnapshot) -> npt.NDArray[np.int64]:
+    """Snapshot index of each index row (-1: not in the snapshot), cached per (index version, snapshot):
+    a dict lookup per item is too slow to repeat per request."""
     key = (id(index), id(snapshot))
     found = _ROWS.get(key)
-    if found is not None and found[0] is index and found[1] is snapshot and len(found[2]) == len(index):
-        return found[2]
+    if found is not None and found[0] is index and found[1] == index.version and found[2] is snapshot:
+        return found[3]
     rows = np.asarray(snapshot.indices(list(index.ids)), dtype=np.int64)
     if len(_ROWS) >= 8:
         _ROWS.clear()
-    _ROWS[key] = (index, snapshot, rows)
+    _ROWS[key] = (index, index.version, snapshot, rows)
     return rows
 
 
 def masked_search(
-    index: ExactIndex, snapshot: CatalogSnapshot, queries: F32, masks: Sequence[Mask], k: int
+    index: VectorIndex, snapshot: CatalogSnapshot, queries: F32, masks: Sequence[Mask], k: int
 ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-    """Exact top-``k`` eligible snapshot indices and scores per query row (index ids not in the snapshot skipped)."""
+    """Top-``k`` eligible snapshot indices and scores per query row (index ids not in the snapshot skipped)."""
     if not len(index) or queries.shape[0] == 0:
         return [(np.zeros(0, np.int64), np.zeros(0)) for _ in masks]
     rows = _rows(index, snapshot)
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    allowed = np.stack([known & np.asarray(m, dtype=np.bool_)[safe] for m in masks])
+    res = index.search(queries, k=min(len(index), k), mask=allowed)
     out = []
-    for q, mask in zip(queries, masks, strict=True):
-        blocked = int((rows < 0).sum() + (~mask[rows[rows >= 0]]).sum())
-        res = index.search(q[None, :], k=min(len(index), k + blocked))
-        idx = snapshot.indices(list(res.ids[0]))
-        ok = idx >= 0
-        ok[ok] = mask[idx[ok]]
-        out.append((idx[ok][:k], res.scores[0][ok][:k].astype(np.float64)))
+    for found, scores in zip(res.rows, res.scores, strict=True):
+        ok = found >= 0
+        out.append((rows[found[ok]], scores[ok].astype(np.float64)))
     return out
 
 
@@ -69,7 +72,7 @@ class ContentSource:
     """
 
     def __init__(
-        self, index: ExactIndex, snapshot: CatalogSnapshot, *, name: str = "content", n_recent: int = 3,
+        self, index: VectorIndex, snapshot: CatalogSnapshot, *, name: str = "content", n_recent: int = 3,
         decay: float = 0.5,
     ) -> None:
         self.name = name
@@ -80,13 +83,12 @@ class ContentSource:
 
     @classmethod
     def from_vectors(cls, item_ids: Sequence[str], vectors: F32, snapshot: CatalogSnapshot,
-                     **kwargs: Any) -> ContentSource:
-        """Index ``vectors`` (one row per item id) with the cosine metric."""
+                     exact_below: int = EXACT_BELOW, **kwargs: Any) -> ContentSource:
+        """Index ``vectors`` (one row per item id) with the cosine metric (HNSW from ``exact_below`` items)."""
         arr = np.asarray(vectors, dtype=np.float32)
         if arr.ndim != 2:
             raise ValidationError("vectors", arr.shape, "must be a 2-d array")
-        index = ExactIndex(arr.shape[1], metric="cosine")
-        index.add(list(item_ids), arr)
+        index = build_index(list(item_ids), arr, "cosine", exact_below=exact_below)
         return cls(index, snapshot, **kwargs)
 
     @classmethod
@@ -135,20 +137,21 @@ class ContentSource:
 
 
 class TwoTowerSource:
-    """The two-tower model: the session tower encodes the recent items, the exact index holds the
-    exported item-tower vectors (inner product). A context with no known recent item returns nothing.
+    """The two-tower model: the session tower encodes the recent items, the index holds the exported
+    item-tower vectors (inner product; HNSW from ``exact_below`` items). A context with no known recent
+    item returns nothing.
     """
 
     def __init__(self, binding: ModelBinding, snapshot: CatalogSnapshot, *, name: str = "two_tower",
-                 index: ExactIndex | None = None) -> None:
+                 index: VectorIndex | None = None, exact_below: int = EXACT_BELOW) -> None:
         check_fitted(binding.model, "net_")
         self.name = name
         self.binding = binding
         self.snapshot = snapshot
         if index is None:
             rows, vecs = binding.model.export_item_vectors()
-            index = ExactIndex(int(vecs.shape[1]), metric="ip")
-            index.add([binding.item_ids[int(r)] for r in rows], np.asarray(vecs, dtype=np.float32))
+            index = build_index([binding.item_ids[int(r)] for r in rows], np.asarray(vecs, dtype=np.float32), "ip",
+                                exact_below=exact_below)
         self.index = index
 
     def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
