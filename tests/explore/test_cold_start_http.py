@@ -42,8 +42,9 @@ class Server:
 
 def _items() -> list[Item]:
     cats = {"b": ("Beauty", "Skincare", "Serum"), "t": ("Toys", "Puzzles", "Jigsaw")}
-    return [Item(i, f"{'Serum' if i[0] == 'b' else 'Puzzle'} {i}", category=cats[i[0]], brand=f"brand-{i[0]}{int(i[2:]) % 5}",
-                 price=Money(1000 + 10 * int(i[2:]), "USD")) for i in BEAUTY + TOYS]
+    return [Item(i, f"{'Serum' if i[0] == 'b' else 'Puzzle'} {i}", category=cats[i[0]],
+                 brand=f"brand-{i[0]}{int(i[2:]) % 5}", price=Money(1000 + 10 * int(i[2:]), "USD"))
+            for i in BEAUTY + TOYS]
 
 
 def _history(rng: random.Random, start: datetime) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@ cold start (lookalike profiles, session-context priors, preference elicitation b
 
 from shopkeep.explore.bandits import BanditSelection, LinearThompson, LinUCB
 from shopkeep.explore.context_prior import CONTEXT_FIELDS, ContextPrior, event_context
-from shopkeep.explore.elicitation import PreferenceElicitor, answers_to_preferences, catalog_facets
+from shopkeep.explore.elicitation import NO_PREFERENCE, PreferenceElicitor, answers_to_preferences, catalog_facets
 from shopkeep.explore.lookalike import LookalikeRecommender
 from shopkeep.explore.ope import Estimate, doubly_robust, ips, slate_position_ips, snips
 from shopkeep.explore.questions import Facet, Question, QuestionSelector, entropy_bits, expected_gain
@@ -12,6 +12,7 @@ from shopkeep.explore.slates import ExplorationSlate, SlatePolicy, new_item_expo
 
 __all__ = [
     "CONTEXT_FIELDS",
+    "NO_PREFERENCE",
     "BanditSelection",
     "ContextPrior",
     "Estimate",
