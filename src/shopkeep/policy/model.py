@@ -413,7 +413,8 @@ _BUILDERS: dict[str, Callable[[_P, str], Rule]] = {
     "repurchase": lambda p, rid: RepurchaseRule(rid, _categories(p), p.number("default_days", None, lo=0),
                                                 p.flag("include_group", True)),
     "avoid": lambda p, rid: AvoidRule(rid, _aliases(p)),
-    "consent": lambda p, rid: ConsentRule(rid, p.texts("non_personal_sources")),
+    "consent": lambda p, rid: ConsentRule(rid, p.texts("non_personal_sources")  # absent: the default pair
+                                          if "non_personal_sources" in p.raw else ("popular", "trending")),
     "pin": lambda p, rid: PinRule(rid, p.text("item_id"), p.number("position", None, lo=0, integer=True),
                                   _window(p), p.texts("surfaces")),
     "boost": _boost,

@@ -40,6 +40,7 @@ from shopkeep.serving.routes_offers import offers_router
 from shopkeep.serving.routes_privacy import privacy_router
 from shopkeep.serving.routes_search import router as search_router
 from shopkeep.serving.routes_similar import similar_router
+from shopkeep.serving.routes_transparency import transparency_router
 from shopkeep.serving.routes_web import web_router
 from shopkeep.serving.routes_webhooks import webhooks_router
 
@@ -236,6 +237,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(privacy_router())  # GET/DELETE /v1/users/{user_id} (routes_privacy.py)
     app.include_router(webhooks_router())  # POST /v1/webhooks/events, HMAC-signed, no API key (routes_webhooks.py)
     app.include_router(similar_router())  # POST /v1/search/similar: image-vector similarity (routes_similar.py)
+    app.include_router(transparency_router())  # /v1/transparency: why, personalization switch (routes_transparency.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:
