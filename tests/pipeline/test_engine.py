@@ -36,16 +36,21 @@ def engine(tmp_path: Path) -> Engine:
 
 def test_slates_are_logged_with_propensities_and_join_to_clicks(engine: Engine) -> None:
     slate = engine.recommend(ContextRequest(anonymous_id="j1", k=5))
-    assert len(slate.items) == 5 and all(it.propensity == 1.0 for it in slate.items)
+    props = tuple(it.propensity for it in slate.items)
+    assert len(slate.items) == 5 and all(0.0 < p < 1.0 for p in props)  # home explores by default
     engine.flush()
     logged = read_slates(engine.store, [slate.trace_id])[slate.trace_id]
     assert logged.items == tuple(it.item_id for it in slate.items)
-    assert logged.positions == (0, 1, 2, 3, 4) and logged.propensities == (1.0,) * 5
+    assert logged.positions == (0, 1, 2, 3, 4) and logged.propensities == props
     assert logged.features["artifact_version"] is None and "affinities" in logged.features
+    assert [c[0] for c in logged.features["candidates"]] == list(logged.items)
+    assert logged.features["ranker"] == "non-learned" and logged.features["explore"]["seed_key"]
     click = event("click", "j1", item_id=slate.items[2].item_id, trace_id=slate.trace_id, position=2)
     assert engine.ingest([click]).accepted == 1
     joined = join_impressions(engine.store, [parse_event(click)])
-    assert joined[0].slot == 2 and joined[0].propensity == 1.0
+    assert joined[0].slot == 2 and joined[0].propensity == props[2]
+    pdp = engine.recommend(ContextRequest(surface="pdp", anonymous_id="j1", item_id=slate.items[0].item_id, k=4))
+    assert all(it.propensity == 1.0 for it in pdp.items)  # no exploration configured on pdp
     engine.close()
 
 

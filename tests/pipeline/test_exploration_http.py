@@ -5,10 +5,13 @@ slate (explored or not), a new item gets its exposure floor, and the learned ran
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from tests.serving.conftest import Service, event, launch, stop
 
@@ -49,10 +52,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         stop(svc.proc)
 
 
-def _home(c: object, anon: str, **params: object) -> dict[str, object]:
-    r = c.get("/v1/recommendations", params={"anonymous_id": anon, "k": 10, "explain": "true", **params})  # type: ignore[attr-defined]
+def _home(c: httpx.Client, anon: str) -> dict[str, Any]:
+    r = c.get("/v1/recommendations", params={"anonymous_id": anon, "k": 10, "explain": "true"})
     assert r.status_code == 200, r.text
-    body: dict[str, object] = r.json()
+    body: dict[str, Any] = r.json()
     return body
 
 
@@ -66,7 +69,7 @@ def test_propensities_lie_strictly_between_0_and_1_and_are_logged(service: Servi
             assert isinstance(items, list) and len(items) == 10
             props = [it["propensity"] for it in items]
             assert all(0.0 < p < 1.0 for p in props), props
-            info = body["explain"]["exploration"]  # type: ignore[index]
+            info = body["explain"]["exploration"]
             explored += bool(info["explored"])
             if not info["explored"]:  # exploit branch: P(ranked item at its own position) = 1 - eps + eps/|pool|
                 assert props[0] == pytest.approx(1 - info["epsilon"] + info["epsilon"] / info["pool"], abs=1e-6)
@@ -75,7 +78,6 @@ def test_propensities_lie_strictly_between_0_and_1_and_are_logged(service: Servi
                                                    "item_id": service.snapshot.item_ids[3]}).json()
         assert [it["propensity"] for it in pdp["items"]] == [1.0] * len(pdp["items"])  # no exploration on pdp
     assert explored < 20  # epsilon 0.05: nearly all slates are the ranked ones
-    import time
     time.sleep(0.5)  # the slate log is written every 50 ms off the request path
     store = open_store(service.store_uri)
     try:
@@ -83,9 +85,9 @@ def test_propensities_lie_strictly_between_0_and_1_and_are_logged(service: Servi
     finally:
         store.close()
     assert set(logged) == set(traces)
-    for trace_id, (items, props) in traces.items():
-        assert logged[trace_id].items == items and logged[trace_id].propensities == props
-        assert len(logged[trace_id].features["candidates"]) == len(items)
+    for trace_id, (served, probs) in traces.items():
+        assert logged[trace_id].items == served and logged[trace_id].propensities == probs
+        assert len(logged[trace_id].features["candidates"]) == len(served)
         assert logged[trace_id].features["ranker"] == "learned"
 
 
@@ -96,9 +98,9 @@ def test_a_replayed_request_reproduces_its_slate_explored_or_not(service: Servic
             anon = f"r-{n}"
             a, b = _home(c, anon), _home(c, anon)
             assert [(i["item_id"], i["propensity"]) for i in a["items"]] == \
-                [(i["item_id"], i["propensity"]) for i in b["items"]]  # type: ignore[union-attr]
+                [(i["item_id"], i["propensity"]) for i in b["items"]]
             assert a["trace_id"] != b["trace_id"]
-            seen_explored += bool(a["explain"]["exploration"]["explored"])  # type: ignore[index]
+            seen_explored += bool(a["explain"]["exploration"]["explored"])
             if seen_explored >= 1 and n >= 20:
                 break
     assert seen_explored >= 1, "no explored slate in 60 requests at epsilon 0.05 (p ~ 0.05)"
@@ -107,10 +109,10 @@ def test_a_replayed_request_reproduces_its_slate_explored_or_not(service: Servic
 def test_an_event_redraws_the_seed(service: Service) -> None:
     anon = f"ev-{secrets.token_hex(3)}"
     with service.client(service.admin) as c:
-        before = _home(c, anon)["explain"]["exploration"]["seed_key"]  # type: ignore[index]
+        before = _home(c, anon)["explain"]["exploration"]["seed_key"]
         item = service.snapshot.item_ids[5]
         assert c.post("/v1/events", json={"events": [event("view", anon, item_id=item)]}).json()["accepted"] == 1
-        after = _home(c, anon)["explain"]["exploration"]["seed_key"]  # type: ignore[index]
+        after = _home(c, anon)["explain"]["exploration"]["seed_key"]
     assert before != after
 
 
@@ -127,12 +129,12 @@ def test_a_new_item_gets_its_exposure_floor(service: Service) -> None:
         assert c.put(f"/v1/items/{new_id}", json=item).status_code == 200
         for i in range(n):
             body = _home(c, f"nf-{token}-{i}")
-            ids = [it["item_id"] for it in body["items"]]  # type: ignore[union-attr]
-            assert new_id in body["explain"]["exploration"]["new_items"]  # type: ignore[index]
+            ids = [it["item_id"] for it in body["items"]]
+            assert new_id in body["explain"]["exploration"]["new_items"]
             if new_id in ids:
                 shown += 1
-                prop = body["items"][ids.index(new_id)]["propensity"]  # type: ignore[index]
-                info = body["explain"]["exploration"]  # type: ignore[index]
+                prop = body["items"][ids.index(new_id)]["propensity"]
+                info = body["explain"]["exploration"]
                 assert prop == pytest.approx(info["epsilon"] / info["pool"], abs=1e-6)
                 assert info["epsilon"] * 1 >= floor * info["pool"] - 1e-9  # eps raised to buy the floor
     share = shown / (n * k)
