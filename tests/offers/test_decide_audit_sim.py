@@ -106,6 +106,7 @@ def test_cli_simulate_json_small(capsys: pytest.CaptureFixture[str]) -> None:
                  "--eval-shoppers", "150", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     pol = out["configs"]["responsive"]["policies"]
-    assert set(pol) == {"decision_stack", "no_discount", "blanket_10", "blanket_20", "random", "oracle"}
+    assert set(pol) == {"decision_stack", "no_discount", "blanket_10", "blanket_20", "random", "oracle",
+                        "ablation_constant_prior"}
     assert {"contribution_margin", "conversion", "discount_spend", "violations"} <= set(pol["decision_stack"])
     assert main(["offers", "simulate", "--configs", "nope"]) == 2

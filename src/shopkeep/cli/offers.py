@@ -7,7 +7,7 @@ import json
 import platform
 from typing import Any
 
-__all__ = ["register", "run_elasticity", "run_simulate"]
+__all__ = ["register", "run_elasticity", "run_fit", "run_simulate", "run_whatif"]
 
 
 def register(sub: Any) -> None:
@@ -18,7 +18,26 @@ def register(sub: Any) -> None:
     e.add_argument("--data", required=True, help="folder holding orangeJuice_yx.csv (or the file)")
     e.add_argument("--holdout-weeks", type=int, default=20, help="last weeks held out for the forecast test")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--save", help="write the brand elasticities as an elasticity-prior artifact (JSON) here")
     e.set_defaults(handler=run_elasticity)
+    f = acts.add_parser("fit", help="fit the uplift model on the randomized exposures in the event log")
+    f.add_argument("--store", help="storage URI (default: storage.uri of the config)")
+    f.add_argument("--prior", help="elasticity-prior artifact (JSON); default: the Store's latest, else one "
+                   "fitted on the exposures' price-only arms")
+    f.add_argument("--horizon-days", type=float, default=30.0, help="later purchases counted (pull-forward)")
+    f.add_argument("--out", help="also write the uplift model artifact (JSON) here")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.set_defaults(handler=run_fit)
+    w = acts.add_parser("whatif", help="margin-versus-conversion frontier over margin weight and discount budget")
+    w.add_argument("--config", default="responsive", help="frozen simulated world")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--margin-weights", default="0,0.5,0.8,1", help="comma-separated, each in [0, 1]")
+    w.add_argument("--budgets", default="0,100,500,unlimited", help="comma-separated USD (or 'unlimited')")
+    w.add_argument("--log-shoppers", type=int, default=4000)
+    w.add_argument("--eval-shoppers", type=int, default=800)
+    w.add_argument("--plot", help="write the frontier plot (SVG) here")
+    w.add_argument("--json", action="store_true", help="print one JSON object")
+    w.set_defaults(handler=run_whatif)
     m = acts.add_parser("simulate", help="compare offer policies on frozen simulated worlds")
     m.add_argument("--configs", default="responsive,thin_margin,fatigued", help="comma-separated configurations")
     m.add_argument("--seeds", type=int, default=10, help="seeds per configuration")
@@ -43,8 +62,15 @@ def run_elasticity(args: argparse.Namespace) -> int:
         panel = load_orange_juice(args.data)
         model = DemandModel().fit(panel)
         _, report = holdout_evaluation(panel, weeks=args.holdout_weeks)
+    saved = None
+    if args.save:
+        from shopkeep.offers.priors import prior_from_demand_model
+
+        prior = prior_from_demand_model(model, source=f"Dominick's refrigerated OJ ({args.data})")
+        saved = {"path": str(prior.save(args.save)), "version": prior.version}
     out = {
-        "data": str(args.data), "rows": len(panel), "method": "per-brand log-log OLS, store fixed effects, "
+        "data": str(args.data), "rows": len(panel), "saved_prior": saved,
+        "method": "per-brand log-log OLS, store fixed effects, "
         "11 log prices + deal + feat; cluster-robust (store) 95% CI; EB shrinkage of store slopes to brand "
         "and of brands to the category mean",
         "brands": brand_table(model),
@@ -105,4 +131,90 @@ def run_simulate(args: argparse.Namespace) -> int:
             console.print(f"  {pol:15s} margin {r['contribution_margin']:10.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
                           f"  conv {r['conversion']:.4f}  spend {r['discount_spend']:.2f}"
                           f"  violations {r['violations']}")
+    return 0
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Read randomized exposures from the Store, fit prior + uplift model, store the artifact."""
+    from rich.console import Console
+
+    from shopkeep.config import load_config
+    from shopkeep.errors import NotFoundError, ValidationError
+    from shopkeep.offers.exposures import read_exposures
+    from shopkeep.offers.priors import ElasticityPrior, prior_from_exposures
+    from shopkeep.offers.uplift import UpliftModel
+    from shopkeep.storage import open_store
+
+    uri = args.store or load_config(args.config).storage.uri
+    store = open_store(uri)
+    try:
+        with Console(stderr=True).status("reading exposures from the event log ..."):
+            exposures = read_exposures(store, horizon_days=args.horizon_days)
+        if not exposures:
+            raise ValidationError("store", uri, "holds no randomized-arm exposures (offer_shown + decision record)")
+        prior: ElasticityPrior | None
+        if args.prior:
+            prior, how = ElasticityPrior.load(args.prior), f"file {args.prior}"
+        else:
+            try:
+                prior, how = ElasticityPrior.latest(store), "the Store's latest"
+            except NotFoundError:
+                try:
+                    prior, how = prior_from_exposures(exposures), "fitted on the price-only exposures"
+                    prior.put(store)
+                except ValidationError as exc:
+                    prior, how = None, f"none ({exc.reason}): constant -2.5"
+        model = UpliftModel(prior=prior).fit(exposures)
+        version = model.put(store)
+        if args.out:
+            from pathlib import Path
+
+            Path(args.out).write_text(json.dumps(model.to_dict()))
+    finally:
+        store.close()
+    out = {"store": uri, "exposures": len(exposures), "uplift_version": version,
+           "actions": {a: f.n for a, f in model.fits_.items()}, "base_rate": round(model.base_rate_, 4),
+           "prior": {"source": how, "version": prior.version if prior else None,
+                     "elasticities": dict(prior.elasticities) if prior else {}}}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        Console().print(out)
+    return 0
+
+
+def run_whatif(args: argparse.Namespace) -> int:
+    """Print the frontier (and write its SVG with --plot)."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from shopkeep.errors import ValidationError
+    from shopkeep.offers.whatif import frontier_svg
+    from shopkeep.offers.whatif import run_whatif as whatif
+
+    try:
+        weights = [float(x) for x in args.margin_weights.split(",") if x.strip()]
+        budgets = [None if x.strip() == "unlimited" else float(x) for x in args.budgets.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError("--margin-weights/--budgets", f"{args.margin_weights} / {args.budgets}",
+                              "must be comma-separated numbers ('unlimited' allowed for budgets)") from None
+    with Console(stderr=True).status("learning from the randomized log and playing every setting ..."):
+        report = whatif(args.config, args.seed, margin_weights=weights, budgets_usd=budgets,
+                        n_log=args.log_shoppers, n_eval=args.eval_shoppers)
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.plot).write_text(frontier_svg(report))
+        report["plot"] = args.plot
+    report["python"] = platform.python_version()
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    table = Table("margin weight", "budget", "margin (USD)", "conversion", "spend (USD)", "violations", "frontier")
+    for p in report["points"]:
+        table.add_row(str(p["margin_weight"]), "unlimited" if p["budget"] is None else f"{p['budget']:,.0f}",
+                      f"{p['contribution_margin']:,.2f}", f"{p['conversion']:.4f}", f"{p['discount_spend']:,.2f}",
+                      str(p["violations"]), "*" if p["on_frontier"] else "")
+    Console().print(table)
     return 0

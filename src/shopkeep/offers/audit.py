@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from shopkeep.errors import NotFoundError, ValidationError
-from shopkeep.offers.decide import Decision, DecisionRequest, DecisionStack
+from shopkeep.offers.decide import ACTIONS, Decision, DecisionRequest, DecisionStack
 from shopkeep.offers.guardrails import GuardrailState, ItemFacts, ShopperFacts
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Money, parse_timestamp, to_epoch_ms, utc_now
@@ -54,7 +54,7 @@ def request_to_dict(req: DecisionRequest) -> dict[str, Any]:
     return {"shopper": asdict(req.shopper), "features": dict(req.features), "ship_cost": _money(req.ship_cost),
             "item": {"item_id": it.item_id, "price": _money(it.price), "cost": _money(it.cost),
                      "map_price": _money(it.map_price), "category": it.category,
-                     "regulated_class": it.regulated_class},
+                     "regulated_class": it.regulated_class, "brand": it.brand},
             "fulfillment_cost": _money(req.fulfillment_cost), "stock_age_days": req.stock_age_days,
             "campaign": req.campaign, "actions": list(req.actions),
             "now": req.now.isoformat() if req.now else None}
@@ -68,7 +68,7 @@ def request_from_dict(doc: dict[str, Any]) -> DecisionRequest:
         return Money.parse(x) if x else None
 
     item = ItemFacts(it["item_id"], Money.parse(it["price"]), m(it["cost"]), m(it["map_price"]), it["category"],
-                     it["regulated_class"])
+                     it["regulated_class"], it.get("brand"))
     return DecisionRequest(ShopperFacts(**doc["shopper"]), item, doc["features"], Money.parse(doc["ship_cost"]),
                            m(doc["fulfillment_cost"]), None, doc["stock_age_days"], doc["campaign"],
                            tuple(doc["actions"]), parse_timestamp(doc["now"]) if doc["now"] else None)
@@ -91,7 +91,11 @@ class AuditTrail:
                                          for v in c.verdicts]} for c in decision.candidates],
             "action": decision.action, "expected_value": decision.expected_value,
             "personalized_price": decision.personalized_price, "offer_price": decision.offer.display_price.to_dict(),
-            "model_versions": {"uplift": decision.model_version}, "guardrail_state": state_before,
+            "model_versions": {"uplift": decision.model_version,
+                               "elasticity": decision.prior_version},
+            "prior": decision.prior, "arm": decision.arm, "propensity": decision.propensity,
+            "ship_subsidy": ACTIONS[decision.action].ship_subsidy,
+            "guardrail_state": state_before,
             "recorded_at": utc_now().isoformat(),
         }
         self.store.put_many(AUDIT_COLLECTION, {decision.decision_id: doc})
@@ -139,5 +143,5 @@ class AuditTrail:
                                {k: dict(v) for k, v in s["segment_low"].items()},
                                {k: dict(v) for k, v in s["public_price"].items()})
         replayer = DecisionStack(stack.model, stack.rules, state, stack.tolerance, stack.margin_weight,
-                                 stack.aging_bonus_per_day)
+                                 stack.aging_bonus_per_day, stack.explore_rate)
         return replayer.decide(request_from_dict(doc["inputs"]), record=False)

@@ -94,6 +94,7 @@ class DecisionRequest:
             "price": self.item.price.to_dict(), "cost": self.item.cost.to_dict() if self.item.cost else None,
             "map": self.item.map_price.to_dict() if self.item.map_price else None,
             "features": {k: round(float(v), 9) for k, v in sorted(self.features.items())},
+            "brand": self.item.brand, "category": self.item.category,
             "ship": self.ship_cost.to_dict(), "age": self.stock_age_days, "campaign": self.campaign,
             "actions": list(self.actions),
         }, sort_keys=True)
@@ -128,6 +129,10 @@ class Decision:
     input_digest: str
     timing: str = "now"
     channel: str = "onsite"
+    propensity: float = 1.0
+    arm: str = "greedy"
+    prior: str = ""
+    prior_version: str | None = None
 
 
 @dataclass
@@ -135,6 +140,9 @@ class DecisionStack:
     """Scores every action, picks by expected contribution margin, enforces the guardrails.
 
     ``margin_weight`` in [0, 1] trades expected margin (1) for expected revenue (0) in the what-if.
+    ``explore_rate`` is the share of decisions made by the *randomized arm*: a uniform draw among the
+    actions the guardrails allow, seeded by the decision's digest (so a replay draws the same), with
+    its propensity recorded, so the exposures it produces can train the next uplift model.
     """
 
     model: UpliftModel
@@ -143,6 +151,7 @@ class DecisionStack:
     tolerance: float = 0.01
     margin_weight: float = 1.0
     aging_bonus_per_day: float = 0.0
+    explore_rate: float = 0.0
 
     def _offer(self, spec: ActionSpec, req: DecisionRequest) -> Offer:
         paid = spec.paid(req.item.price)
@@ -156,10 +165,13 @@ class DecisionStack:
         names = [a for a in req.actions if a in ACTIONS and a in self.model.fits_] or [NO_ACTION]
         if NO_ACTION not in names:
             names.append(NO_ACTION)
-        p, other = self.model.predict(req.features, names)
+        offers = [self._offer(ACTIONS[n], req) for n in names]
+        list_price = max(req.item.price.amount, 1)
+        ratios = [o.display_price.amount / list_price for o in offers]
+        p, other = self.model.predict(req.features, names, ratios=ratios, group=self.group(req))
         out: list[Candidate] = []
         for i, name in enumerate(names):
-            spec, offer = ACTIONS[name], self._offer(ACTIONS[name], req)
+            spec, offer = ACTIONS[name], offers[i]
             cost = req.item.cost.amount if req.item.cost else req.item.price.amount
             unit = float(offer.display_price.amount - cost - offer.fulfillment_cost.amount)
             unit -= req.ship_cost.amount if spec.ship_subsidy else 0
@@ -172,6 +184,11 @@ class DecisionStack:
                                  allowed(verdicts), verdicts))
         out.sort(key=lambda c: (-c.score, c.expected_spend, c.action))
         return out
+
+    @staticmethod
+    def group(req: DecisionRequest) -> str:
+        """The item's group for the elasticity prior: its brand, else its category."""
+        return req.item.brand or req.item.category
 
     def choose(self, cands: Sequence[Candidate]) -> Candidate:
         """Best allowed score; among allowed ones within tolerance of it, the lowest expected spend."""
@@ -186,16 +203,26 @@ class DecisionStack:
         """Score, choose, re-check, and (by default) count the offer against caps and budgets."""
         cands = self.score(req)
         chosen = self.choose(cands)
+        digest = req.digest()
+        now = req.now or utc_now()
+        propensity, arm = 1.0, "greedy"
+        if self.explore_rate > 0:
+            draw = hashlib.sha256(f"explore|{digest}|{now.isoformat()}".encode()).digest()
+            ok = sorted(c.action for c in cands if c.allowed) or [NO_ACTION]
+            if int.from_bytes(draw[:8]) / 2**64 < self.explore_rate:
+                pick = ok[int.from_bytes(draw[8:16]) % len(ok)]
+                chosen = next(c for c in cands if c.action == pick)
+                propensity, arm = 1.0 / len(ok), "randomized"
         offer = self._offer(ACTIONS[chosen.action], req)
         if not allowed(check_offer(offer, req.item, req.shopper, self.rules, self.state, req.features, req.now)):
             chosen = next(c for c in cands if c.action == NO_ACTION)  # pragma: no cover - belt and braces
             offer = self._offer(ACTIONS[NO_ACTION], req)
         if record:
             self.state.record(offer, req.shopper)
-        digest = req.digest()
-        now = req.now or utc_now()
         did = hashlib.sha256(f"{digest}|{now.isoformat()}|{self.model.version_}".encode()).hexdigest()[:24]
         spec = ACTIONS[chosen.action]
         return Decision(f"dec-{did}", chosen.action, chosen.expected_value, offer, spec.personalized_price,
                         tuple(c for c in cands if c.action != chosen.action and c.allowed)[:3], tuple(cands),
-                        self.model.version_, digest, spec.timing, spec.channel)
+                        self.model.version_, digest, spec.timing, spec.channel, propensity, arm,
+                        self.model.slope(self.group(req))[1],
+                        self.model.prior.version if self.model.prior is not None else None)

@@ -59,6 +59,7 @@ class ItemFacts:
     map_price: Money | None = None
     category: str = ""
     regulated_class: str | None = None
+    brand: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

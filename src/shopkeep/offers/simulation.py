@@ -1,7 +1,12 @@
 """Counterfactual comparison of offer policies on frozen simulated worlds (``shopkeep offers simulate``).
 
 Per configuration and seed: a *logging* world (its own shoppers) is played with uniformly randomized
-actions; the decision stack learns only from those logged exposures. Every policy is then judged on the
+actions and written to a fresh Store as production would store it (catalog, decision records,
+offer_shown / offer_accepted / purchase events; :mod:`shopkeep.offers.simlog`). The decision stack
+learns only from what :func:`~shopkeep.offers.exposures.read_exposures` reads back: an elasticity prior
+per category (:func:`~shopkeep.offers.priors.prior_from_exposures`) and the uplift model on top of it.
+``ablation_constant_prior`` is the same stack with the constant -2.5 prior instead (not a rival: it
+shows what the fitted prior changes). Every policy is then judged on the
 same fresh *evaluation* world with common random numbers. The oracle reads the hidden parameters
 (:meth:`PriceWorld.expected_value`); nothing else does. Every policy's decisions are re-checked against
 the guardrails and counted as violations when refused (the stack and the oracle go through them).
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shopkeep.offers.decide import ACTIONS, DecisionRequest, DecisionStack
+from shopkeep.offers.exposures import read_exposures
 from shopkeep.offers.guardrails import (
     NO_ACTION,
     GuardrailRules,
@@ -27,13 +33,21 @@ from shopkeep.offers.guardrails import (
     allowed,
     check_offer,
 )
+from shopkeep.offers.priors import ElasticityPrior, prior_from_exposures
+from shopkeep.offers.simlog import log_to_store
 from shopkeep.offers.uplift import FEATURES, UpliftModel
 from shopkeep.simulate.pricing import CONFIGS, TREATMENTS, PriceWorld, PriceWorldConfig
+from shopkeep.storage import open_store
+from shopkeep.storage.base import Store
 from shopkeep.types import Money
 
-__all__ = ["POLICIES", "PolicyResult", "default_rules", "evaluate_config", "run_simulation"]
+__all__ = ["ABLATIONS", "POLICIES", "LearnedModels", "PolicyResult", "default_rules", "evaluate_config",
+           "learn_from_log", "play", "run_simulation"]
 
-POLICIES: tuple[str, ...] = ("decision_stack", "no_discount", "blanket_10", "blanket_20", "random", "oracle")
+POLICIES: tuple[str, ...] = ("decision_stack", "no_discount", "blanket_10", "blanket_20", "random", "oracle",
+                             "ablation_constant_prior")
+#: Variants of the stack reported beside it, not counted as rivals it must beat.
+ABLATIONS: frozenset[str] = frozenset({"ablation_constant_prior"})
 Chooser = Callable[[int, int, dict[str, float]], str]
 
 
@@ -57,9 +71,11 @@ class PolicyResult:
 
 def _request(world: PriceWorld, s: int, item: int, feats: Mapping[str, float]) -> DecisionRequest:
     member = bool(world.member[s])
+    cat = f"cat-{item % len(world.config.category_sensitivity)}"
     return DecisionRequest(
         ShopperFacts(f"sim-{world.seed}-{s}", loyalty_member=member, segment="member" if member else "guest"),
-        ItemFacts(f"item-{item}", Money(int(world.price[item]), "USD"), Money(int(world.cost[item]), "USD")),
+        ItemFacts(f"item-{item}", Money(int(world.price[item]), "USD"), Money(int(world.cost[item]), "USD"),
+                  category=cat),
         feats, Money(world.config.ship_cost_cents, "USD"))
 
 
@@ -76,7 +92,7 @@ def _guarded(world: PriceWorld, rules: GuardrailRules, state: GuardrailState, s:
 def _chooser(policy: str, world: PriceWorld, stack: DecisionStack, rules: GuardrailRules, seed: int) -> Chooser:
     rng = np.random.default_rng(seed + 17)
     names = list(TREATMENTS)
-    if policy == "decision_stack":
+    if policy in ("decision_stack", *ABLATIONS):
         return lambda s, i, f: stack.decide(_request(world, s, i, f)).action
     if policy == "oracle":
         def oracle(s: int, i: int, f: dict[str, float]) -> str:
@@ -95,10 +111,11 @@ def _chooser(policy: str, world: PriceWorld, stack: DecisionStack, rules: Guardr
     return lambda s, i, f: names[int(rng.integers(0, len(names)))]
 
 
-def _play(policy: str, config: PriceWorldConfig, seed: int, model: UpliftModel, n_eval: int,
-          rules: GuardrailRules) -> tuple[int, float, int, int]:
+def play(policy: str, config: PriceWorldConfig, seed: int, model: UpliftModel, n_eval: int,
+          rules: GuardrailRules, margin_weight: float = 1.0) -> tuple[int, float, int, int]:
+    """(margin, conversion, spend, violations) of ``policy`` on the fresh evaluation world of ``seed``."""
     world = PriceWorld.create(config, seed * 1000 + 2, n_shoppers=n_eval)
-    stack = DecisionStack(model, rules, GuardrailState())
+    stack = DecisionStack(model, rules, GuardrailState(), margin_weight=margin_weight)
     choose = _chooser(policy, world, stack, rules, seed)
     check_state = GuardrailState()
     violations = 0
@@ -116,6 +133,34 @@ def _play(policy: str, config: PriceWorldConfig, seed: int, model: UpliftModel, 
     return margin, conv, spend, violations
 
 
+@dataclass(frozen=True, slots=True)
+class LearnedModels:
+    """What one seed's logging world taught: the prior, the stack's model and the ablation's model."""
+
+    prior: ElasticityPrior
+    model: UpliftModel
+    constant_prior_model: UpliftModel
+    n_exposures: int
+    n_events: int
+
+
+def learn_from_log(config: PriceWorldConfig, seed: int, n_log: int, store: Store | None = None) -> LearnedModels:
+    """Play the randomized logging world of ``seed``, store it as events, and fit on what is read back."""
+    log_world = PriceWorld.create(config, seed * 1000 + 1, n_shoppers=n_log)
+    logs = log_world.log_randomized(rng_seed=seed * 1000 + 5)
+    own = store is None
+    db = store if store is not None else open_store("memory://")
+    try:
+        n_events = log_to_store(log_world, logs, db)
+        exposures = read_exposures(db)
+    finally:
+        if own:
+            db.close()
+    prior = prior_from_exposures(exposures, source=f"randomized exposures: {config.name} seed {seed}")
+    return LearnedModels(prior, UpliftModel(prior=prior).fit(exposures), UpliftModel().fit(exposures),
+                         len(exposures), n_events)
+
+
 def evaluate_config(config: PriceWorldConfig, seeds: Sequence[int], *, n_log: int = 4000, n_eval: int = 1500,
                     policies: Sequence[str] = POLICIES,
                     progress: Callable[[str], None] | None = None) -> dict[str, PolicyResult]:
@@ -123,12 +168,10 @@ def evaluate_config(config: PriceWorldConfig, seeds: Sequence[int], *, n_log: in
     rules = default_rules()
     acc: dict[str, list[tuple[int, float, int, int]]] = {p: [] for p in policies}
     for seed in seeds:
-        log_world = PriceWorld.create(config, seed * 1000 + 1, n_shoppers=n_log)
-        logs = log_world.log_randomized(rng_seed=seed * 1000 + 5)
-        ratios = {n: 1.0 - t.discount_bps / 10_000 for n, t in TREATMENTS.items() if t.discount_bps}
-        model = UpliftModel(discounts=ratios).fit(logs)
+        learned = learn_from_log(config, seed, n_log)
         for p in policies:
-            acc[p].append(_play(p, config, seed, model, n_eval, rules))
+            model = learned.constant_prior_model if p in ABLATIONS else learned.model
+            acc[p].append(play(p, config, seed, model, n_eval, rules))
             if progress:
                 progress(f"{config.name} seed {seed} {p}")
     return {p: PolicyResult(p, tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows),
@@ -161,13 +204,16 @@ def summarize(results: Mapping[str, PolicyResult], n_eval: int) -> dict[str, Any
                 m, lo, hi = _ci([(a - b) / 100 for a, b in zip(ds, r.margins, strict=True)])
                 diffs[p] = {"mean": round(m, 2), "ci_low": round(lo, 2), "ci_high": round(hi, 2)}
         out["stack_minus"] = diffs
-        rivals = [p for p in results if p not in ("decision_stack", "oracle")]
+        rivals = [p for p in results if p not in ("decision_stack", "oracle", *ABLATIONS)]
         out["beats_all_non_oracle"] = all(diffs[p]["mean"] > 0 for p in rivals)
         if "oracle" in results and "no_discount" in results:
             base = statistics.fmean(results["no_discount"].margins)
             gain = statistics.fmean(results["oracle"].margins) - base
             got = statistics.fmean(ds) - base
             out["oracle_gain_captured"] = round(got / gain, 4) if gain > 0 else None
+            for p in ABLATIONS & set(results):
+                abl = statistics.fmean(results[p].margins) - base
+                out[f"oracle_gain_captured_{p}"] = round(abl / gain, 4) if gain > 0 else None
     return out
 
 

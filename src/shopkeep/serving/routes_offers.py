@@ -1,9 +1,14 @@
-"""``POST /v1/offers/decide``, ``GET /v1/audit/decisions`` and ``GET /v1/audit/decisions/{id}``.
+"""``POST /v1/offers/decide``, ``POST /v1/offers/whatif``, ``GET /v1/audit/decisions`` and ``.../{id}``.
 
 The offer service lives in ``app.state.offers`` (an :class:`OffersService`); when absent, the first
-request builds one whose uplift model is fitted on a randomized exposure log of the frozen
-``responsive`` simulated world (a demo model; production fits on its own logged exposures), with
-audit records in the engine's Store.
+request builds one from the engine's Store: the uplift model that ``shopkeep offers fit`` stored there
+(learned from the Store's own randomized exposures), else a demo model learned the same way from a
+randomized log of the frozen ``responsive`` simulated world written to a scratch memory store. Audit
+records go to the engine's Store.
+
+``POST /v1/offers/whatif`` runs the simulator's frontier (deterministic per seed; results are cached
+per request body) and returns the points, the frontier and the SVG plot; ``?format=svg`` returns the
+plot itself (``image/svg+xml``) for the console.
 """
 
 from __future__ import annotations
@@ -13,16 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from shopkeep.errors import ValidationError
+from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.offers.audit import AuditTrail
 from shopkeep.offers.decide import ACTIONS, DecisionRequest, DecisionStack
 from shopkeep.offers.guardrails import ItemFacts, ShopperFacts
-from shopkeep.offers.simulation import default_rules
+from shopkeep.offers.simulation import default_rules, learn_from_log
 from shopkeep.offers.uplift import FEATURES, UpliftModel
+from shopkeep.offers.whatif import frontier_svg, run_whatif
 from shopkeep.serving.deps import require_scope
-from shopkeep.simulate.pricing import CONFIGS, TREATMENTS, PriceWorld
+from shopkeep.simulate.pricing import CONFIGS
+from shopkeep.storage.base import Store
 from shopkeep.types import Money, utc_now
 
 __all__ = ["OffersService", "offers_router"]
@@ -37,14 +44,19 @@ class OffersService:
     audit: AuditTrail
 
 
+def _model(store: Store) -> UpliftModel:
+    try:
+        return UpliftModel.latest(store)
+    except NotFoundError:
+        return learn_from_log(CONFIGS["responsive"], 0, 2000).model
+
+
 def _service(request: Request) -> OffersService:
     with _LOCK:
         svc: OffersService | None = getattr(request.app.state, "offers", None)
         if svc is None:
-            world = PriceWorld.create(CONFIGS["responsive"], 0, n_shoppers=2000)
-            ratios = {n: 1 - t.discount_bps / 10_000 for n, t in TREATMENTS.items() if t.discount_bps}
-            model = UpliftModel(discounts=ratios).fit(world.log_randomized(rng_seed=1))
-            svc = OffersService(DecisionStack(model, default_rules()), AuditTrail(request.app.state.engine.store))
+            store = request.app.state.engine.store
+            svc = OffersService(DecisionStack(_model(store), default_rules()), AuditTrail(store))
             request.app.state.offers = svc
         return svc
 
@@ -81,8 +93,10 @@ def parse_request(body: Mapping[str, Any]) -> DecisionRequest:
     price = _money(item, "price")
     if price is None:  # pragma: no cover - _money(required=True) already refused it
         raise ValidationError("item.price", None, "is required")
+    brand = item.get("brand")
     facts = ItemFacts(item["item_id"], price, _money(item, "cost", False), _money(item, "map_price", False),
-                      str(item.get("category", "")), item.get("regulated_class"))
+                      str(item.get("category", "")), item.get("regulated_class"),
+                      brand if isinstance(brand, str) and brand else None)
     shopper = ShopperFacts(key, str(body.get("region", "")), str(body.get("channel", "web")),
                            bool(body.get("loyalty_member", False)), str(body.get("segment", "default")))
     ship = _money(body, "ship_cost", False) or Money(0, price.currency)
@@ -100,7 +114,37 @@ def _decision_json(doc: Mapping[str, Any]) -> dict[str, Any]:
             "timing": ACTIONS[doc["action"]].timing, "channel": ACTIONS[doc["action"]].channel,
             "runner_ups": [{"action": c["action"], "expected_value_cents": round(c["expected_value"], 2)}
                            for c in ranked[:3]],
-            "model_versions": doc["model_versions"], "features_expected": list(FEATURES)}
+            "model_versions": doc["model_versions"], "elasticity_prior": doc.get("prior"),
+            "arm": doc.get("arm"), "propensity": doc.get("propensity"), "features_expected": list(FEATURES)}
+
+
+_WHATIF_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _whatif(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the what-if body and run it (cached: the result is a pure function of the body)."""
+    import json
+
+    if not isinstance(body, Mapping):
+        raise ValidationError("body", body, "must be a JSON object")
+    weights = body.get("margin_weights", [0.0, 0.5, 0.8, 1.0])
+    budgets = body.get("budgets", [0, 100, 500, None])
+    for name, vals, nullable in (("margin_weights", weights, False), ("budgets", budgets, True)):
+        if not isinstance(vals, list) or not 1 <= len(vals) <= 8 or not all(
+                (nullable and v is None) or (isinstance(v, int | float) and not isinstance(v, bool)) for v in vals):
+            raise ValidationError(name, vals, "must be a list of 1..8 numbers (budgets: null = unlimited)")
+    seed, n_eval = body.get("seed", 0), body.get("n_eval", 600)
+    for name, val, top in (("seed", seed, 10**6), ("n_eval", n_eval, 2000)):
+        if type(val) is not int or not 0 <= val <= top:
+            raise ValidationError(name, val, f"must be an integer 0..{top}")
+    key = json.dumps([body.get("config", "responsive"), seed, weights, budgets, n_eval])
+    if key not in _WHATIF_CACHE:
+        report = run_whatif(str(body.get("config", "responsive")), seed, margin_weights=[float(w) for w in weights],
+                            budgets_usd=[None if b is None else float(b) for b in budgets], n_log=4000,
+                            n_eval=max(n_eval, 1))
+        report["svg"] = frontier_svg(report)
+        _WHATIF_CACHE[key] = report
+    return _WHATIF_CACHE[key]
 
 
 def offers_router() -> APIRouter:
@@ -114,6 +158,15 @@ def offers_router() -> APIRouter:
         with _LOCK:
             _, doc = svc.audit.decide(svc.stack, req)
         return _decision_json(doc)
+
+    @router.post("/v1/offers/whatif", dependencies=[Depends(require_scope("read"))], response_model=None,
+                 summary="Margin-versus-conversion frontier over margin weight and discount budget (simulated)")
+    def whatif(body: Annotated[dict[str, Any], Body()],
+               format: Annotated[str, Query(pattern="^(json|svg)$")] = "json") -> dict[str, Any] | Response:
+        report = _whatif(body)
+        if format == "svg":
+            return Response(report["svg"], media_type="image/svg+xml")
+        return report
 
     @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(require_scope("admin"))],
                 summary="One stored offer decision with candidates, verdicts and model versions")

@@ -6,7 +6,8 @@ parameters (base propensity, price sensitivity, cue responsiveness, shipping sen
 makes ``visits`` visits; at each the policy picks a :class:`Treatment` and the world draws purchases of
 the focal item, its substitute and its complement. Ground truth includes:
 
-* price sensitivity: focal log-odds move by ``beta * ln(list / paid)`` (times coupon fatigue);
+* price sensitivity: focal log-odds move by ``beta * m_cat * ln(list / paid)`` (times coupon fatigue;
+  ``m_cat`` is a hidden per-category multiplier, the category itself is public);
 * stock-up / pull-forward: a purchase at a discount lowers the next visits' base log-odds;
 * cannibalization: uplift on the focal item takes sales from its substitute;
 * halo: a bundle raises the complement's purchase probability (at the bundle discount);
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -73,6 +74,8 @@ class PriceWorldConfig:
     stockup: float = 1.5
     cannibal: float = 0.6
     fatigue: float = 0.35
+    #: Hidden multiplier of every shopper's price sensitivity per item category (category = item % len).
+    category_sensitivity: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2, 1.4)
 
 
 #: Three frozen configurations; in ``thin_margin`` no discount ever pays.
@@ -107,6 +110,8 @@ class Exposure:
     propensity: float
     outcome: VisitOutcome
     later_contribution: int = 0
+    group: str = ""
+    price_ratio: float = 1.0
 
 
 @dataclass
@@ -136,6 +141,11 @@ class PriceWorld:
     ship_h: np.ndarray
     proxy: np.ndarray
     states: list[_ShopperState] = field(default_factory=list)
+
+    @property
+    def category(self) -> np.ndarray:
+        """Public category index of every item (``item % len(config.category_sensitivity)``)."""
+        return np.arange(self.config.n_items) % len(self.config.category_sensitivity)
 
     @classmethod
     def create(cls, config: PriceWorldConfig, seed: int, *, n_shoppers: int | None = None) -> PriceWorld:
@@ -171,7 +181,8 @@ class PriceWorld:
         damp = math.exp(-c.fatigue * st.incentives)
         base = self.a_h[shopper] - st.stock
         paid = t.paid(int(self.price[item]))
-        lift = self.beta_h[shopper] * math.log(self.price[item] / max(paid, 1)) * damp
+        cat = c.category_sensitivity[item % len(c.category_sensitivity)]
+        lift = self.beta_h[shopper] * cat * math.log(self.price[item] / max(paid, 1)) * damp
         lift += c.cue_effect * self.cue_h[shopper] * (t.cue or t.urgent)
         lift += c.loyalty_effect * (t.loyalty and bool(self.member[shopper])) * damp
         lift += c.ship_effect * self.ship_h[shopper] * t.free_shipping * damp
@@ -242,11 +253,12 @@ class PriceWorld:
                 feats = self.observe(s, item)
                 name = choose(s, item, feats)
                 outcome = self.step(s, item, TREATMENTS[name], uniforms[s, v])
-                out.append(Exposure(f"sim-{self.seed}-{s}", v, item, feats, name, 1.0, outcome))
+                ratio = TREATMENTS[name].paid(int(self.price[item])) / float(self.price[item])
+                out.append(Exposure(f"sim-{self.seed}-{s}", v, item, feats, name, 1.0, outcome, 0,
+                                    f"cat-{item % len(self.config.category_sensitivity)}", ratio))
             for i in range(first, len(out)):  # contribution of this shopper's later visits (pull-forward)
                 later = sum(e.outcome.contribution for e in out[i + 1:])
-                e = out[i]
-                out[i] = Exposure(e.shopper_key, e.visit, e.item, e.features, e.action, e.propensity, e.outcome, later)
+                out[i] = replace(out[i], later_contribution=later)
         return out
 
     def log_randomized(self, rng_seed: int, actions: Sequence[str] | None = None) -> list[Exposure]:
@@ -257,5 +269,4 @@ class PriceWorld:
         counter = iter(range(picks.shape[0]))
         logged = self.run(lambda s, i, f: names[int(picks[next(counter)])], rng_seed)
         p = 1.0 / len(names)
-        return [Exposure(e.shopper_key, e.visit, e.item, e.features, e.action, p, e.outcome, e.later_contribution)
-                for e in logged]
+        return [replace(e, propensity=p) for e in logged]
