@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.conftest import drop_schema
+from tests.conftest import store_uri as store_uri_of
 from tests.serving.conftest import stop
 from tests.serving.test_webhooks import launch_with_config
 
@@ -93,7 +95,9 @@ def stream(redis_uri: str) -> Iterator[str]:
     client.close()
 
 
-def test_foreign_stream_is_stored_exactly_once_across_a_sigkill(tmp_path: Path, redis_uri: str, stream: str) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_foreign_stream_is_stored_exactly_once_across_a_sigkill(tmp_path: Path, redis_uri: str, stream: str,
+                                                                kind: str, request: pytest.FixtureRequest) -> None:
     import redis
 
     n = 3000
@@ -105,7 +109,8 @@ def test_foreign_stream_is_stored_exactly_once_across_a_sigkill(tmp_path: Path, 
             pipe.xadd(stream, {"event": POISON[(10, 1500, 2990).index(i)]})
     pipe.execute()
     source = f"{redis_uri.replace('redis://', 'redis-stream://')}?stream={stream}&group=shopkeep"
-    store_uri = f"sqlite:///{tmp_path}/store.db"
+    store_uri, schema = store_uri_of(kind, request, tmp_path)
+    request.addfinalizer(lambda: drop_schema(request, schema))
     bus = open_bus(source)
     common = ["--source", source, "--store", store_uri, "--online", "memory://", "--batch", "100"]
     left = kill_mid_batch(worker_cmd(*common, "--consumer", "doomed"), bus.pending, tmp_path / "a.log")
@@ -172,7 +177,10 @@ def test_serve_publishes_and_workers_aggregate_exactly_once(tmp_path: Path, redi
         run_to_end(worker_cmd(*common, "--consumer", "heir", "--claim-idle-ms", "200", "--idle-exit", "3"),
                    tmp_path / "b.log")
         assert bus.pending() == 0
-        assert aggregates.applied_count() == 2400
+        raw = redis.Redis.from_url(redis_uri)
+        assert raw.xlen(stream) == 2800  # the re-sent batch was published again ...
+        raw.close()
+        assert aggregates.applied_count() == 2400  # ... and applied once
         weight = {"view": 1.0, "purchase": 5.0}
         total: dict[str, float] = defaultdict(float)
         for e in events:
