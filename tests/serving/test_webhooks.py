@@ -155,7 +155,7 @@ def test_webhooks_are_off_without_a_secret() -> None:
     with TestClient(create_app(config, engine, auth=False, owns_engine=True)) as client:
         body = b'{"events": []}'
         r = client.post("/v1/webhooks/events", content=body, headers=_signed(body))
-    assert r.status_code == 404 and "webhooks.secret" in r.json()["error"]["message"]
+    assert r.status_code == 401 and "webhooks.secret" in r.json()["error"]["message"]
 
 
 def test_verify_uses_the_window_edges() -> None:

@@ -9,7 +9,8 @@ The timestamp is part of the signed text, so it cannot be moved forward to repla
 past the window; a replay *within* the window stores nothing new (ingestion is idempotent by
 event_id). The signature is checked with a constant-time compare before the body is parsed; a
 missing, malformed or wrong signature, or a stale timestamp, answers 401 in the error envelope and
-stores nothing. The body is ``{"events": [...]}`` as for ``POST /v1/events``, and so is the answer.
+stores nothing (so does every request while no secret is configured). The body is
+``{"events": [...]}`` as for ``POST /v1/events``, and so is the answer.
 
 >>> sign(b"s3cret", 1700000000, b'{"events": []}')
 'sha256=6ec52815ecf249bd6050040a2b2bf4f6d9500da22060fb900b596a9b7f36b36d'
@@ -90,7 +91,7 @@ def webhooks_router() -> APIRouter:
         engine: Engine = request.app.state.engine
         settings = engine.config.webhooks
         if not settings.secret:
-            raise ApiError("not_found", "webhooks are off: set webhooks.secret to turn them on",
+            raise ApiError("unauthorized", "webhooks are off (no webhooks.secret configured): no signature is valid",
                            {"key": "webhooks.secret"})
         body = await request.body()
         verify(settings.secret.encode(), request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER),
