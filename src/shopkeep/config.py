@@ -47,11 +47,13 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
-    """Event ingestion: sessionization gap and batch limits."""
+    """Event ingestion: sessionization gap and batch limits; ``retention_days`` > 0: events older than
+    that are purged by ``shopkeep.pipeline.erasure.purge_expired`` and refused at ingest (0: kept forever)."""
 
     session_timeout_s: int = 1800
     max_line_bytes: int = 1_000_000
     batch_size: int = 5000
+    retention_days: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,9 @@ def _merge(base: Config, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
 def _validate(cfg: Config) -> Config:
     if cfg.events.session_timeout_s <= 0:
         raise ConfigError("events.session_timeout_s must be > 0", {"key": "events.session_timeout_s"})
+    if not 0.0 <= cfg.events.retention_days < float("inf"):
+        raise ConfigError(f"events.retention_days={cfg.events.retention_days}: must be >= 0 (0: keep forever)",
+                          {"key": "events.retention_days"})
     if not 0 < cfg.serving.port < 65536:
         raise ConfigError(f"serving.port={cfg.serving.port}: not a TCP port", {"key": "serving.port"})
     for key in ("uri", "online_uri"):

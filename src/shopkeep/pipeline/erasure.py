@@ -24,6 +24,13 @@ What happens, exactly:
   WAL is checkpointed and truncated, so the file holds no old copy. PostgreSQL keeps dead row versions
   until ``VACUUM`` runs: :func:`erase_user` runs ``VACUUM`` on the log and document tables when it can.
 
+Retention (:func:`purge_expired`, ``events.retention_days``): records of the ``events`` log (or the
+logs named) whose event time is older than the time-to-live are *deleted* (SQLite with secure delete and
+a WAL truncate, PostgreSQL with a VACUUM where allowed), and the count per log is returned. The
+sessionization state of a shopper whose every event was purged is deleted too. Log
+positions (seq) are kept, so ``log_count`` (the last position) still counts purged records; and the
+Ingestor refuses events older than the retention period, so a purged event re-sent is not stored again.
+
 Not covered here: copies outside the store (backups, server logs, trained model artifacts — the ids are
 not in artifacts, which hold dense indices and item ids only, but a retrain is what removes the person's
 influence), and Redis Streams (not used by this version).
@@ -35,6 +42,7 @@ import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from typing import Any, Protocol
 
@@ -45,8 +53,10 @@ from shopkeep.profiles.identity import IdentityGraph
 from shopkeep.profiles.repository import COLLECTION as PROFILES
 from shopkeep.storage._common import digest
 from shopkeep.storage.base import LogRecord, Store
+from shopkeep.types import to_epoch_ms
 
-__all__ = ["ERASED_PARTITION", "ErasureReport", "Forgetter", "erase_user", "find_traces", "user_data"]
+__all__ = ["ERASED_PARTITION", "ErasureReport", "Forgetter", "PurgeReport", "erase_user", "find_traces",
+           "purge_expired", "user_data"]
 
 #: The partition every rewritten log record is moved to.
 ERASED_PARTITION = "erased"
@@ -107,6 +117,51 @@ def erase_user(store: Store, features: Forgetter | None, *, user_id: str | None 
     backend.compact()
     return ErasureReport(user_id, anons, deleted, online, {k: v for k, v in rewritten.items() if v},
                          tuple(find_traces(store, ids)))
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What :func:`purge_expired` deleted: records per log older than ``cutoff`` (UTC), and under
+    ``event_sessions`` the sessionization documents of shoppers left without any event."""
+
+    cutoff: datetime
+    deleted: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Records deleted in all logs."""
+        return sum(self.deleted.values())
+
+
+def purge_expired(store: Store, retention_days: float, *, now: datetime | None = None,
+                  logs: Sequence[str] = (EVENTS_LOG,)) -> PurgeReport:
+    """Delete the records of ``logs`` whose event time is more than ``retention_days`` before ``now``
+    (default: the wall clock); ValidationError for a retention that is not a positive number of days."""
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int | float) \
+            or not 0 < retention_days < float("inf"):
+        raise ValidationError("retention_days", retention_days, "must be a positive number of days")
+    at = now if now is not None else datetime.now(UTC)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationError("now", now, "must be timezone-aware (UTC)")
+    cutoff = at - timedelta(days=retention_days)
+    backend = _backend(store)
+    cut = to_epoch_ms(cutoff)
+    deleted = {log: backend.delete_before(log, cut) for log in logs}
+    if deleted.get(EVENTS_LOG):
+        deleted[_SESSIONS] = _purge_sessions(store, cut)
+    if any(deleted.values()):
+        backend.compact()
+    return PurgeReport(cutoff, deleted)
+
+
+def _purge_sessions(store: Store, cutoff_ms: int) -> int:
+    """Delete the sessionization state of shoppers whose every run ended before ``cutoff_ms`` (all their
+    events were purged; the document's key holds their id). Shoppers with a later run keep theirs."""
+    from shopkeep.storage.base import iter_collection
+
+    doomed = [key for key, doc in iter_collection(store, _SESSIONS)
+              if key[:2] in ("a:", "u:") and doc.get("runs") and all(int(r[2]) < cutoff_ms for r in doc["runs"])]
+    return sum(store.delete_many(_SESSIONS, doomed[i:i + 1000]) for i in range(0, len(doomed), 1000))
 
 
 def _scrub_documents(store: Store, backend: _Backend, ids: frozenset[str]) -> int:
@@ -294,6 +349,11 @@ class _Backend:
     def compact(self) -> None:
         """Make sure no old copy of rewritten data is left in the storage files."""
 
+    def delete_before(self, log: str, cutoff_ms: int) -> int:
+        """Delete the records of ``log`` with ``ts_ms < cutoff_ms``; returns how many."""
+        raise StorageError(f"retention purge does not support the {type(self.store).__name__} backend "
+                           "(it keeps log positions contiguous)", {"uri": self.store.uri})
+
 
 class _SQLite(_Backend):
     def logs(self) -> list[str]:
@@ -321,6 +381,13 @@ class _SQLite(_Backend):
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def delete_before(self, log: str, cutoff_ms: int) -> int:
+        with self.store._read() as conn:
+            conn.execute("PRAGMA secure_delete=ON")
+        with self.store._write() as conn:
+            cur = conn.execute("DELETE FROM log_records WHERE log = ? AND ts_ms < ?", (log, cutoff_ms))
+            return int(cur.rowcount)
+
 
 class _Postgres(_Backend):
     def logs(self) -> list[str]:
@@ -342,6 +409,11 @@ class _Postgres(_Backend):
                             [(new.key, new.partition, new.payload, digest(new.payload), log, old.seq)
                              for old, new in pairs])
         return len(pairs)
+
+    def delete_before(self, log: str, cutoff_ms: int) -> int:
+        with self.store._tx() as cur:
+            cur.execute(f"DELETE FROM {self.store._q}.log_records WHERE log = %s AND ts_ms < %s", (log, cutoff_ms))
+            return int(cur.rowcount)
 
     def compact(self) -> None:
         try:  # VACUUM cannot run inside a transaction; the store's connection is in autocommit mode

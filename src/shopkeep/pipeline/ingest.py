@@ -9,6 +9,8 @@
   duplicate (nothing changes); with a different payload it is a conflict: refused, reported as a
   :class:`~shopkeep.errors.ConflictError`, the stored event untouched;
 * events without a session_id are sessionized by event time (:mod:`shopkeep.events.sessions`);
+* with ``events.retention_days`` > 0, an event older than that is refused (``timestamp``: it would be
+  purged anyway, and a purged event re-sent must not come back);
 * a login event links its anonymous_id to its user_id in the :class:`~shopkeep.profiles.IdentityGraph`,
   so :meth:`Ingestor.events_of_user` then includes the earlier anonymous events.
 
@@ -190,9 +192,22 @@ class Ingestor:
         report = self._store(_Batch().add_all(parsed), errors, with_sessions=True)
         return replace(report, seconds=time.perf_counter() - start)
 
+    def _expired(self, events: list[Parsed], errors: list[ValidationError]) -> list[Parsed]:
+        """``events`` without those older than ``events.retention_days`` (each added to ``errors``)."""
+        days = self.config.events.retention_days
+        if days <= 0:
+            return events
+        cutoff = now_epoch_ms() - int(days * 86_400_000)
+        kept = [ev for ev in events if ev.ts_ms >= cutoff]
+        if len(kept) < len(events):
+            errors.extend(ValidationError("timestamp", ev.ts_ms, f"is older than the retention period "
+                                          f"(events.retention_days={days:g}): not stored", line=ev.line)
+                          for ev in events if ev.ts_ms < cutoff)
+        return kept
+
     def _store(self, batch: _Batch, errors: list[ValidationError], *, with_sessions: bool = False) -> IngestReport:
         conflicts = list(batch.conflicts)
-        events = batch.events
+        events = self._expired(batch.events, errors)
         if not events:
             return IngestReport(0, batch.duplicates, len(conflicts), len(errors), 0,
                                 tuple(errors[:MAX_REPORTED_ERRORS]), tuple(conflicts[:MAX_REPORTED_ERRORS]))
