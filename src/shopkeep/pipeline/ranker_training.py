@@ -9,12 +9,12 @@ Two sources of labelled requests, the first that has enough data wins:
   produced by retrievers trained *before* the slate was served (no stacking leakage). Logged
   positions enter as the ``logged_position`` feature and are set to a constant at serving (position
   bias handled as a feature; the exploration policy randomizes positions, see explore.slates).
-  Slates are split in time: the earlier ``split[1]`` share trains, the rest calibrates.
-* **next_item** — without enough slates: the item events' time span is cut at ``split[0]`` and
-  ``split[1]``; retrievers A (itemknn, popularity, affinity, content — the serving source set) are
-  fit on the events before the first cut only, the ranker is trained on next-item requests of
-  ``[cut0, cut1)`` over retrievers A's home candidates and calibrated on ``[cut1, end]`` — a later
-  window than its retrievers' data (no stacking leakage); no positions exist there.
+  Slates are split in time: the earlier 75% train, the rest calibrate (``min_slates`` each).
+* **next_item** — without enough slates: the item events are cut in time at the ``split[0]`` and
+  ``split[1]`` quantiles of their timestamps; retrievers A (itemknn, popularity, affinity, content:
+  the serving source set) are fit on the events before the first cut only, the ranker is trained on
+  next-item requests of ``[cut0, cut1)`` over retrievers A's home candidates and calibrated on
+  ``[cut1, end]``: a later window than its retrievers' data (no stacking leakage); no positions exist.
 
 The item statistics (popularity, recency) are then re-taken as of the end of the log, so serving
 reads current values. The model is saved as LightGBM text + JSON (``ranking.learned``; no pickle).
@@ -225,8 +225,8 @@ def _next_item(snapshot: CatalogSnapshot, events: Sequence[Event], split: tuple[
     times = [_ms(e) for e in events if e.item_id is not None and str(e.type) in _ITEM_KINDS]
     if not times:
         return "no item events in the log"
-    t0, t1 = min(times), max(times) + 1
-    cut0, cut1 = t0 + int(split[0] * (t1 - t0)), t0 + int(split[1] * (t1 - t0))
+    t1 = max(times) + 1
+    cut0, cut1 = (int(q) for q in np.quantile(np.asarray(times, dtype=np.float64), split))  # shares of events
     train = _cap(next_item_requests(events, snapshot, cut0, cut1), max_requests)
     calib = _cap(next_item_requests(events, snapshot, cut1, t1), max_requests)
     if min(len(train), len(calib)) < 20:
@@ -257,7 +257,7 @@ def _from_slates(slates: Sequence[SlateRecord], events: Sequence[Event], split: 
 
 def train_ranker(store: Store, snapshot: CatalogSnapshot, out: str | Path, *, objective: Objective | None = None,
                  return_cost_fraction: float = 0.0, trees: int = 80, split: tuple[float, float] = (0.6, 0.8),
-                 candidates_k: int = 100, max_requests: int = 500, min_slates: int = 50,
+                 candidates_k: int = 100, max_requests: int = 500, min_slates: int = 30,
                  progress: Callable[[str], None] | None = None) -> RankerReport:
     """Train, calibrate and save the re-ranker at ``out`` (see the module docstring); never raises for
     missing data or a missing LightGBM — the report says why it was skipped."""
@@ -271,7 +271,7 @@ def train_ranker(store: Store, snapshot: CatalogSnapshot, out: str | Path, *, ob
     start = time.perf_counter()
     say("reading events and served slates for the re-ranker")
     events = read_events(store)
-    got: tuple[Any, ...] | str = _from_slates(read_served_slates(store), events, split[1], min_slates)
+    got: tuple[Any, ...] | str = _from_slates(read_served_slates(store), events, 0.75, min_slates)
     mode, why_not_slates = "slates", ""
     if isinstance(got, str):
         mode, why_not_slates = "next_item", f"slates: {got}"
