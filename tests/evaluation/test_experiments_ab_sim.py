@@ -7,6 +7,7 @@ import json
 import pytest
 
 from shopkeep.cli.main import main
+from shopkeep.errors import ValidationError
 from shopkeep.evaluation.ab_sim import ABSimConfig, run_ab_sim
 
 SMALL = ABSimConfig(n_items=400, n_shoppers=600, n_days=10, visits=3, seed=2)
@@ -45,3 +46,24 @@ def test_experiments_report_cli_prints_one_json_object(capsys: pytest.CaptureFix
     doc = json.loads(capsys.readouterr().out)
     assert {"srm", "metrics", "guardrails", "expected", "exposures", "aa"} <= set(doc)
     assert 0.0 <= doc["aa"]["false_positive_rate"] <= 0.2
+
+
+def test_click_models_and_the_session_ablation() -> None:
+    """The first version's intent-free click model is kept for comparison; under the mission model the
+    1:1 arm reads the visit's first click and earns more than the segment arm in ground truth, and
+    taking the session away from it (the ablation) costs it most of that lead."""
+    small = dict(n_items=400, n_shoppers=600, n_days=10, visits=3, seed=2)
+    mission = run_ab_sim(ABSimConfig(**small)).to_dict()  # type: ignore[arg-type]
+    blind = run_ab_sim(ABSimConfig(**small, personal_session=False)).to_dict()  # type: ignore[arg-type]
+    free = run_ab_sim(ABSimConfig(**small, click_model="intent_free")).to_dict()  # type: ignore[arg-type]
+    rev = {name: {a: d["expected"][a]["revenue_per_visit"] for a in d["expected"]}
+           for name, d in (("mission", mission), ("blind", blind), ("free", free))}
+    assert rev["mission"]["personalized"] > 1.2 * rev["mission"]["segment"], rev
+    assert rev["blind"]["personalized"] < rev["mission"]["personalized"], rev
+    assert rev["blind"]["segment"] == pytest.approx(rev["mission"]["segment"]), "segment arms never read sessions"
+    for d in (mission, free):
+        o = d["oracle"]
+        assert o["one_to_one"]["revenue_per_visit"] >= o["true_segment"]["revenue_per_visit"] \
+            >= o["one_for_all"]["revenue_per_visit"], o
+    with pytest.raises(ValidationError):
+        ABSimConfig(click_model="telepathy")
