@@ -1,5 +1,9 @@
 """``shopkeep train``: fit models on the stored event log and write a new artifact version.
 
+The version also holds the learned re-ranker (LightGBM; see ``pipeline.ranker_training``: from served
+slates joined to clicks when there are enough, else next-item requests on a later window than its
+retrievers) unless ``--no-ranker`` or ``ranking.learned = false``; the summary says which, or why not.
+
 A running ``shopkeep serve`` picks the new version up by itself (it polls the artifacts root) and
 swaps to it without dropping a request.
 """
@@ -20,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--artifacts", help="artifacts root (default: serving.artifacts_dir)")
     p.add_argument("--models", default="itemknn",
                    help="comma-separated models to fit (itemknn is fast; add sasrec for the transformer)")
+    p.add_argument("--no-ranker", action="store_true", help="do not train the learned re-ranker")
+    p.add_argument("--ranker-trees", type=int, default=None, help="boosting rounds per head (default ranking.trees)")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
     p.set_defaults(handler=run)
 
@@ -45,17 +51,32 @@ def run(args: argparse.Namespace) -> int:
     root = args.artifacts or config.serving.artifacts_dir
     try:
         with console.status("training ...") as status:
-            manifest = train_artifacts(store, root, names, progress=lambda msg: status.update(msg))
+            manifest = train_artifacts(store, root, names, progress=lambda msg: status.update(msg),
+                                       ranker=config.ranking.learned and not args.no_ranker,
+                                       ranker_params=_ranker_params(config, args))
     finally:
         store.close()
     summary = {"version": manifest.version, "path": f"{root}/{manifest.version}", "models": list(manifest.models),
                "items": len(manifest.item_ids), "sequences": manifest.n_sequences,
                "interactions": manifest.n_interactions, "fingerprint": manifest.fingerprint,
-               "train_seconds": dict(manifest.train_seconds)}
+               "train_seconds": dict(manifest.train_seconds), "ranker": manifest.ranker}
     if args.json:
         print(json.dumps(summary))
     else:
         Console().print(f"[green]trained[/green] {', '.join(manifest.models)} -> {summary['path']} "
                         f"({summary['items']:,} items, {summary['sequences']:,} sequences, "
                         f"fingerprint {manifest.fingerprint})")
+        rk = manifest.ranker or {"mode": "not trained", "reason": "--no-ranker or ranking.learned = false"}
+        Console().print(f"re-ranker: {rk['mode']}" + (f" ({rk['n_train']:,} train / {rk['n_calibration']:,} "
+                                                      f"calibration requests, {rk['seconds']:.1f} s)"
+                                                      if rk["mode"] in ("slates", "next_item") else
+                                                      f" ({rk.get('reason', '')})"))
     return 0
+
+
+def _ranker_params(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from shopkeep.ranking import Objective
+
+    cfg = config.ranking
+    return {"trees": args.ranker_trees or cfg.trees, "return_cost_fraction": cfg.return_cost_fraction,
+            "objective": Objective(cfg.relevance, cfg.margin, cfg.conversion, cfg.version)}
