@@ -210,7 +210,7 @@ def _home_candidates(sources: Any, snapshot: CatalogSnapshot, data: LabeledReque
         m = snapshot.active.copy()
         m[snapshot.indices(list(ctx.recent_items))] = False
         masks.append(m)
-    return list(sources.retriever("home").retrieve(list(data.contexts), masks, k=k))
+    return list(sources.retriever("home").retrieve_arrays(list(data.contexts), masks, snapshot, k=k))
 
 
 def _cap(data: LabeledRequests, n: int) -> LabeledRequests:
