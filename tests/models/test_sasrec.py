@@ -136,3 +136,30 @@ def test_time_budget_is_checked_inside_an_epoch() -> None:
     model = SASRec(**FAST, max_epochs=50, max_train_seconds=0.0).fit(train, lambda m: seen.append(1.0) or 1.0)
     assert len(seen) == 1 and len(model.history_) == 1
     assert 0.0 < model.history_[0]["epoch"] < 1.0  # one batch of 64 out of 300 sequences
+
+
+def test_length_trimmed_scoring_equals_full_padding() -> None:
+    """score() pads each chunk only to its longest history; the numbers match padding to max_len."""
+    train, seqs, _ = _pattern_data()
+    model = SASRec(**{**FAST, "dropout": 0.0}, epochs_without_validation=1).fit(train)
+    mixed = [seqs[0][:1], seqs[1], np.array([], dtype=np.int64), seqs[2][:3], seqs[3]]
+    from shopkeep.models.base import left_pad
+
+    with torch.no_grad():
+        table = model.net_.item_table()
+        padded = torch.from_numpy(left_pad(mixed, model.max_len))
+        expected = (model.net_.encode(padded, table)[:, -1] @ table[1:].T).numpy()
+    np.testing.assert_allclose(model.score(mixed), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_length_buckets_cover_every_row_once_and_group_similar_lengths() -> None:
+    model = SASRec(batch_size=8, length_buckets=4)
+    lengths = np.random.default_rng(0).integers(1, 50, size=203)
+    batches = model._epoch_batches(lengths, np.random.default_rng(1))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(203))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) > 1])
+    plain = SASRec(batch_size=8, length_buckets=0)._epoch_batches(lengths, np.random.default_rng(1))
+    assert spread < np.mean([np.ptp(lengths[b]) for b in plain if len(b) > 1]) / 2
+    with pytest.raises(ValidationError, match="length_buckets"):
+        SASRec(length_buckets=-1).fit(_pattern_data()[0])

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted, left_pad
+from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
 from shopkeep.models.itemknn import ItemKNNRecommender
 from shopkeep.models.registry import read_artifact, write_artifact
 from shopkeep.models.sasrec import SASRec
@@ -37,7 +37,7 @@ __all__ = ["SASRecKNNBlend", "zscore"]
 #: SASRec member overrides: a shorter training cap than SASRec alone, so that SASRec training, the
 #: weight search, validation and test stay within 20 minutes per seed on two busy CPU cores.
 DEFAULT_SASREC: dict[str, Any] = {"max_train_seconds": 780.0}
-DEFAULT_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
+DEFAULT_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0)
 
 
 def zscore(scores: FloatArray) -> FloatArray:
@@ -61,13 +61,6 @@ def _content_key(histories: Sequence[IntArray]) -> bytes:
         digest.update(arr.size.to_bytes(8, "little"))
         digest.update(arr.tobytes())
     return digest.digest()
-
-
-def _check_indices(histories: Sequence[IntArray], n_items: int) -> None:
-    for hist in histories:
-        arr = np.asarray(hist)
-        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n_items):
-            raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {n_items})")
 
 
 class SASRecKNNBlend:
@@ -151,14 +144,10 @@ class SASRecKNNBlend:
             return sas.score(histories)
         net = sas.net_
         with torch.no_grad():
-            table = net.item_table()
             key = _content_key(histories)
             if key not in self._cache:
-                _check_indices(histories, sas.n_items_ or 0)
-                seqs = torch.from_numpy(left_pad(histories, sas.max_len)).to(sas.device)
-                chunks = [net.encode(seqs[lo : lo + 512], table)[:, -1] for lo in range(0, len(seqs), 512)]
-                self._cache[key] = torch.cat(chunks)
-            return (self._cache[key] @ table[1:].T).float().cpu().numpy()  # type: ignore[no-any-return]
+                self._cache[key] = sas.last_hidden(histories)
+            return (self._cache[key] @ net.item_table()[1:].T).float().cpu().numpy()  # type: ignore[no-any-return]
 
     def score(self, histories: Sequence[IntArray]) -> FloatArray:
         """``weight_ * z(sasrec) + (1 - weight_) * z(itemknn)``, shape ``(len(histories), n_items)``."""

@@ -24,7 +24,7 @@ import inspect
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -150,6 +150,7 @@ class SASRec:
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         batch_size: int = 256,
+        length_buckets: int = 32,
         max_epochs: int = 200,
         epochs_without_validation: int = 30,
         patience: int = 5,
@@ -163,7 +164,7 @@ class SASRec:
         self.use_attributes, self.repeat_bias = use_attributes, repeat_bias
         self.loss, self.n_negatives, self.full_softmax_max_items = loss, n_negatives, full_softmax_max_items
         self.label_smoothing, self.lr, self.weight_decay = label_smoothing, lr, weight_decay
-        self.batch_size, self.max_epochs = batch_size, max_epochs
+        self.batch_size, self.length_buckets, self.max_epochs = batch_size, length_buckets, max_epochs
         self.epochs_without_validation = epochs_without_validation
         self.patience, self.max_train_seconds = patience, max_train_seconds
         self.num_threads, self.device, self.seed = num_threads, device, seed
@@ -178,6 +179,8 @@ class SASRec:
     def _check_params(self) -> None:
         if self.loss not in {"auto", "full", "sampled"}:
             raise ValidationError("loss", self.loss, "must be 'auto', 'full' or 'sampled'")
+        if int(self.length_buckets) < 0:
+            raise ValidationError("length_buckets", self.length_buckets, "must be >= 0 (0 = no bucketing)")
         for key in ("d", "n_layers", "n_heads", "max_len", "batch_size", "max_epochs", "n_negatives"):
             if int(getattr(self, key)) <= 0:
                 raise ValidationError(key, getattr(self, key), "must be > 0")
@@ -225,18 +228,19 @@ class SASRec:
         rng = np.random.default_rng(self.seed)
         best, best_state, waited, start = -math.inf, None, 0, time.monotonic()
         self.history_ = []
+        lengths = (inputs > 0).sum(axis=1)
         for epoch in range(epochs):
-            order = rng.permutation(len(inputs))
+            batches = self._epoch_batches(lengths, rng)
             self.net_.train()
             total = 0.0
             steps = 0
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                total += self._step(inputs[idx], targets[idx], optim, rng)
+            for idx in batches:
+                width = max(1, int(lengths[idx].max()))  # left-padded: the last `width` columns hold every item
+                total += self._step(inputs[idx, -width:], targets[idx, -width:], optim, rng)
                 steps += 1
                 if time.monotonic() - start > self.max_train_seconds:
                     break  # out of time inside an epoch: validate this partial epoch, then stop
-            record = {"epoch": epoch + min(1.0, steps * self.batch_size / len(order)), "loss": total / steps}
+            record = {"epoch": epoch + steps / len(batches), "loss": total / steps}
             if validate is not None:
                 self.net_.eval()
                 record["validation"] = score = float(validate(self))
@@ -253,6 +257,20 @@ class SASRec:
                 break
         if best_state is not None:
             self.net_.load_state_dict(best_state)
+
+    def _epoch_batches(self, lengths: np.ndarray[Any, Any], rng: np.random.Generator) -> list[np.ndarray[Any, Any]]:
+        """One epoch's row batches: a seeded shuffle; with ``length_buckets`` = m, every run of m batches
+        is sorted by sequence length (so a batch trims to short widths) and the batch order is shuffled."""
+        order = rng.permutation(len(lengths))
+        size, chunk = self.batch_size, self.batch_size * max(1, int(self.length_buckets))
+        if self.length_buckets <= 0:
+            return [order[lo : lo + size] for lo in range(0, len(order), size)]
+        batches: list[np.ndarray[Any, Any]] = []
+        for lo in range(0, len(order), chunk):
+            part = order[lo : lo + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches.extend(part[i : i + size] for i in range(0, len(part), size))
+        return [batches[i] for i in rng.permutation(len(batches))]
 
     def _step(self, inp: Any, tgt: Any, optim: Any, rng: np.random.Generator) -> float:
         assert self.net_ is not None and self.n_items_ is not None
@@ -283,27 +301,53 @@ class SASRec:
         neg_logits = (h @ table[neg + 1].T).masked_fill(neg[None, :] == labels[:, None], -1e9)
         return torch.cat([pos_logit, neg_logits], dim=1), torch.zeros_like(labels)
 
-    def score(self, histories: Sequence[IntArray]) -> FloatArray:
-        """Scores ``(len(histories), n_items)`` for the next item after each history."""
+    def _check_histories(self, histories: Sequence[IntArray]) -> None:
         check_fitted(self, "net_")
-        assert self.net_ is not None and self.n_items_ is not None
-        out = np.empty((len(histories), self.n_items_), dtype=np.float32)
+        assert self.n_items_ is not None
         for h in histories:
             arr = np.asarray(h)
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
                 raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+
+    def _chunks(self, histories: Sequence[IntArray], size: int = 512) -> Iterator[tuple[np.ndarray[Any, Any], Any]]:
+        """``(rows, tokens)`` chunks in order of history length, each padded only to its longest history.
+
+        Padding keys are masked and positions count from the end, so trimming changes no number.
+        """
+        by_length = np.argsort([min(len(h), self.max_len) for h in histories], kind="stable")
+        for lo in range(0, len(histories), size):
+            rows = by_length[lo : lo + size]
+            chunk = [histories[i] for i in rows]
+            width = max(1, min(self.max_len, max(len(h) for h in chunk)))
+            yield rows, torch.from_numpy(left_pad(chunk, self.max_len)[:, -width:]).to(self.device)
+
+    def last_hidden(self, histories: Sequence[IntArray]) -> Any:
+        """The final hidden state ``(len(histories), d)`` after each history (a torch tensor, no grad)."""
+        self._check_histories(histories)
+        assert self.net_ is not None
+        self.net_.eval()
+        out = torch.empty(len(histories), self.d, device=self.device)
+        with torch.no_grad():
+            table = self.net_.item_table()
+            for rows, seqs in self._chunks(histories):
+                out[torch.from_numpy(rows).to(self.device)] = self.net_.encode(seqs, table)[:, -1]
+        return out
+
+    def score(self, histories: Sequence[IntArray]) -> FloatArray:
+        """Scores ``(len(histories), n_items)`` for the next item after each history."""
+        self._check_histories(histories)
+        assert self.net_ is not None and self.n_items_ is not None
+        out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         self.net_.eval()
         with torch.no_grad():
             table = self.net_.item_table()
-            for lo in range(0, len(histories), 512):
-                seqs = torch.from_numpy(left_pad(histories[lo : lo + 512], self.max_len)).to(self.device)
-                hidden = self.net_.encode(seqs, table)
-                last = hidden[:, -1]
+            for rows, seqs in self._chunks(histories):
+                last = self.net_.encode(seqs, table)[:, -1]
                 logits = last @ table[1:].T
                 if self.net_.repeat_gate is not None:
-                    rows = torch.arange(seqs.shape[0], device=seqs.device) * seqs.shape[1] + seqs.shape[1] - 1
-                    logits = logits + self.net_.repeat_term(last, seqs, rows, self.n_items_)
-                out[lo : lo + len(seqs)] = logits.float().cpu().numpy()
+                    flat = torch.arange(seqs.shape[0], device=seqs.device) * seqs.shape[1] + seqs.shape[1] - 1
+                    logits = logits + self.net_.repeat_term(last, seqs, flat, self.n_items_)
+                out[rows] = logits.float().cpu().numpy()
         return out
 
     def save(self, path: Path) -> None:
