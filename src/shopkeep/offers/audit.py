@@ -55,7 +55,8 @@ def request_to_dict(req: DecisionRequest) -> dict[str, Any]:
             "item": {"item_id": it.item_id, "price": _money(it.price), "cost": _money(it.cost),
                      "map_price": _money(it.map_price), "category": it.category,
                      "regulated_class": it.regulated_class, "brand": it.brand},
-            "fulfillment_cost": _money(req.fulfillment_cost), "stock_age_days": req.stock_age_days,
+            "fulfillment_cost": _money(req.fulfillment_cost), "complement_price": _money(req.complement_price),
+            "stock_age_days": req.stock_age_days,
             "campaign": req.campaign, "actions": list(req.actions),
             "now": req.now.isoformat() if req.now else None}
 
@@ -70,7 +71,8 @@ def request_from_dict(doc: dict[str, Any]) -> DecisionRequest:
     item = ItemFacts(it["item_id"], Money.parse(it["price"]), m(it["cost"]), m(it["map_price"]), it["category"],
                      it["regulated_class"], it.get("brand"))
     return DecisionRequest(ShopperFacts(**doc["shopper"]), item, doc["features"], Money.parse(doc["ship_cost"]),
-                           m(doc["fulfillment_cost"]), None, doc["stock_age_days"], doc["campaign"],
+                           m(doc["fulfillment_cost"]), m(doc.get("complement_price")), doc["stock_age_days"],
+                           doc["campaign"],
                            tuple(doc["actions"]), parse_timestamp(doc["now"]) if doc["now"] else None)
 
 

@@ -42,6 +42,7 @@ class ActionSpec:
     kind: str
     discount_bps: int = 0
     amount_off_cents: int = 0
+    bundle_discount_bps: int = 0
     ship_subsidy: bool = False
     loyalty_only: bool = False
     timing: str = "now"
@@ -63,7 +64,7 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in (
     ActionSpec("speed_cue", "availability_cue"),
     ActionSpec("loyalty_reminder", "loyalty_early_access", loyalty_only=True, channel="email"),
     ActionSpec("free_shipping", "free_shipping_nudge", ship_subsidy=True),
-    ActionSpec("bundle", "bundle_complement"),
+    ActionSpec("bundle", "bundle_complement", bundle_discount_bps=1500),
     ActionSpec("pct_10", "percentage_discount", discount_bps=1000),
     ActionSpec("pct_20", "percentage_discount", discount_bps=2000),
     ActionSpec("amount_off", "amount_off", amount_off_cents=300),
@@ -95,6 +96,7 @@ class DecisionRequest:
             "map": self.item.map_price.to_dict() if self.item.map_price else None,
             "features": {k: round(float(v), 9) for k, v in sorted(self.features.items())},
             "brand": self.item.brand, "category": self.item.category,
+            "complement": self.complement_price.to_dict() if self.complement_price else None,
             "ship": self.ship_cost.to_dict(), "age": self.stock_age_days, "campaign": self.campaign,
             "actions": list(self.actions),
         }, sort_keys=True)
@@ -157,12 +159,16 @@ class DecisionStack:
         paid = spec.paid(req.item.price)
         cur = req.item.price.currency
         incentive = req.item.price.amount - paid.amount + (req.ship_cost.amount if spec.ship_subsidy else 0)
+        if spec.bundle_discount_bps and req.complement_price is not None:  # the complement's markdown is spend too
+            incentive += req.complement_price.amount * spec.bundle_discount_bps // 10_000
         return Offer(spec.name, req.item.item_id, paid, req.fulfillment_cost or Money(0, cur), Money(incentive, cur),
                      campaign=req.campaign, loyalty_only=spec.loyalty_only, personalized=spec.personalized_price)
 
     def score(self, req: DecisionRequest) -> list[Candidate]:
         """Every requested action, scored and checked, best first (ties broken by lower spend, then name)."""
-        names = [a for a in req.actions if a in ACTIONS and a in self.model.fits_] or [NO_ACTION]
+        # A bundle whose complement price is unknown has an unknown cost: it is not a candidate.
+        names = [a for a in req.actions if a in ACTIONS and a in self.model.fits_
+                 and (not ACTIONS[a].bundle_discount_bps or req.complement_price is not None)] or [NO_ACTION]
         if NO_ACTION not in names:
             names.append(NO_ACTION)
         offers = [self._offer(ACTIONS[n], req) for n in names]

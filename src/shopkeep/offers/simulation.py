@@ -76,7 +76,8 @@ def _request(world: PriceWorld, s: int, item: int, feats: Mapping[str, float]) -
         ShopperFacts(f"sim-{world.seed}-{s}", loyalty_member=member, segment="member" if member else "guest"),
         ItemFacts(f"item-{item}", Money(int(world.price[item]), "USD"), Money(int(world.cost[item]), "USD"),
                   category=cat),
-        feats, Money(world.config.ship_cost_cents, "USD"))
+        feats, Money(world.config.ship_cost_cents, "USD"),
+        complement_price=Money(int(world.price[int(world.complement[item])]), "USD"))
 
 
 def _guarded(world: PriceWorld, rules: GuardrailRules, state: GuardrailState, s: int, item: int,

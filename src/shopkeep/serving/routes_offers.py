@@ -101,6 +101,7 @@ def parse_request(body: Mapping[str, Any]) -> DecisionRequest:
                            bool(body.get("loyalty_member", False)), str(body.get("segment", "default")))
     ship = _money(body, "ship_cost", False) or Money(0, price.currency)
     return DecisionRequest(shopper, facts, {k: float(v) for k, v in feats.items()}, ship,
+                           complement_price=_money(body, "complement_price", False),
                            stock_age_days=int(body.get("stock_age_days", 0)), actions=actions, now=utc_now())
 
 
@@ -133,15 +134,15 @@ def _whatif(body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(vals, list) or not 1 <= len(vals) <= 8 or not all(
                 (nullable and v is None) or (isinstance(v, int | float) and not isinstance(v, bool)) for v in vals):
             raise ValidationError(name, vals, "must be a list of 1..8 numbers (budgets: null = unlimited)")
-    seed, n_eval = body.get("seed", 0), body.get("n_eval", 600)
-    for name, val, top in (("seed", seed, 10**6), ("n_eval", n_eval, 2000)):
-        if type(val) is not int or not 0 <= val <= top:
-            raise ValidationError(name, val, f"must be an integer 0..{top}")
-    key = json.dumps([body.get("config", "responsive"), seed, weights, budgets, n_eval])
+    seed, n_eval, n_log = body.get("seed", 0), body.get("n_eval", 600), body.get("n_log", 4000)
+    for name, val, low, top in (("seed", seed, 0, 10**6), ("n_eval", n_eval, 1, 2000), ("n_log", n_log, 100, 8000)):
+        if type(val) is not int or not low <= val <= top:
+            raise ValidationError(name, val, f"must be an integer {low}..{top}")
+    key = json.dumps([body.get("config", "responsive"), seed, weights, budgets, n_eval, n_log])
     if key not in _WHATIF_CACHE:
         report = run_whatif(str(body.get("config", "responsive")), seed, margin_weights=[float(w) for w in weights],
-                            budgets_usd=[None if b is None else float(b) for b in budgets], n_log=4000,
-                            n_eval=max(n_eval, 1))
+                            budgets_usd=[None if b is None else float(b) for b in budgets], n_log=n_log,
+                            n_eval=n_eval)
         report["svg"] = frontier_svg(report)
         _WHATIF_CACHE[key] = report
     return _WHATIF_CACHE[key]
