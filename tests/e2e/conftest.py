@@ -82,3 +82,59 @@ def page(browser: Any) -> Iterator[Any]:
     finally:
         context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+#: In-page WCAG 2.x check: every visible element with its own text gets the contrast ratio of its text
+#: colour against the background it is painted on (ancestors' backgrounds composited, page white).
+CONTRAST_JS = """
+(minRatio) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, under) => { const a = top[3];
+    return [0, 1, 2].map((i) => top[i] * a + under[i] * (1 - a)).concat(1); };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = (el) => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const b = parse(getComputedStyle(e).backgroundColor);
+      if (b && b[3] > 0) { layers.push(b); if (b[3] >= 1) break; } }
+    let bg = [255, 255, 255, 1]; for (const l of layers.reverse()) bg = over(l, bg); return bg; };
+  const out = []; let checked = 0;
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.closest("svg, [hidden], .sr-only") || el.tagName === "SCRIPT" || el.tagName === "OPTION") continue;
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const isField = ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(el.tagName);
+    if (!own && !isField) continue;
+    const r = el.getBoundingClientRect(), st = getComputedStyle(el);
+    if (r.width === 0 || r.height === 0 || st.visibility === "hidden" || st.display === "none") continue;
+    if (+st.opacity === 0) continue;
+    if (el.closest("details:not([open])") && !el.closest("summary")) continue;
+    const bg = background(el), fg = over(parse(st.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a), ratio = (hi + 0.05) / (lo + 0.05);
+    checked += 1;
+    if (ratio < minRatio) out.push({tag: el.tagName, text: (el.textContent || el.value || "").trim().slice(0, 40),
+                                    ratio: Math.round(ratio * 100) / 100, color: st.color});
+  }
+  return {checked, failures: out};
+}
+"""
+
+#: Every form control has an accessible name (a label, aria-label or aria-labelledby).
+UNLABELLED_JS = """
+() => [...document.querySelectorAll("input, select, textarea, button")].filter((el) => {
+  if (el.type === "hidden" || el.closest("[hidden]")) return false;
+  const name = (el.labels && [...el.labels].map((l) => l.textContent).join(" ").trim())
+    || el.getAttribute("aria-label") || (el.getAttribute("aria-labelledby") || "").split(" ")
+      .map((id) => (document.getElementById(id) || {}).textContent || "").join(" ").trim()
+    || (el.tagName === "BUTTON" ? el.textContent.trim() : "");
+  return !name;
+}).map((el) => el.outerHTML.slice(0, 80))
+"""
+
+
+def check_contrast(page: Any, minimum: float = 4.5) -> int:
+    """Assert every visible text on ``page`` reaches ``minimum``:1 contrast; the number of texts checked."""
+    result = page.evaluate(CONTRAST_JS, minimum)
+    assert not result["failures"], f"text below {minimum}:1 contrast: {result['failures'][:10]}"
+    assert not page.evaluate(UNLABELLED_JS), "form controls without an accessible name"
+    checked: int = result["checked"]
+    return checked

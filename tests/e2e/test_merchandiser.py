@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import WebApp
+import httpx
+from tests.e2e.conftest import WebApp, check_contrast
 from tests.e2e.test_shopper import HOME, shot_dir, slate_ids, wait_new_slate
 
 
@@ -24,6 +25,33 @@ def set_last_rule(page: Any, rule: dict[str, Any]) -> int:
     index = areas.count() - 1
     areas.nth(index).fill(json.dumps(rule))
     return index
+
+
+def test_keyboard_labels_and_contrast(webapp: WebApp, page: Any) -> None:
+    started = time.perf_counter()
+    page.goto(f"{webapp.base}/")
+    wait_new_slate(page, HOME, None)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    summary = page.locator(f"{HOME} li.card .why > summary").first
+    summary.focus()
+    page.keyboard.press("Enter")  # a "why" opens from the keyboard
+    assert page.locator(f"{HOME} li.card .why").first.get_attribute("open") is not None
+    counted = check_contrast(page)
+    for route in ("#/search?q=serum", "#/concierge", "#/cart"):
+        page.goto(f"{webapp.base}/{route}")
+        page.wait_for_selector("main[aria-busy='false'] h1")
+        counted += check_contrast(page)
+    page.goto(f"{webapp.base}/console")
+    page.wait_for_selector("#rules textarea")
+    page.wait_for_selector("#whatif-now-marker")
+    counted += check_contrast(page)
+    assert counted > 100, "the check saw the pages' text"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert time.perf_counter() - started < 30
 
 
 def test_rule_edit_is_validated_inline_and_obeyed(webapp: WebApp, page: Any, tmp_path: Path) -> None:
@@ -65,6 +93,16 @@ def test_rule_edit_is_validated_inline_and_obeyed(webapp: WebApp, page: Any, tmp
     pdp = store.locator("section.slate[data-surface='pdp'] li.card").evaluate_all(
         "els => els.map(e => e.dataset.itemId)")
     assert brand not in brands_of(webapp, pdp)
+    # browsing obeys the exclusion too: the brand has no listing and no filter value
+    store.goto(f"{webapp.base}/#/search")
+    store.wait_for_selector("#results li.card")
+    options = store.get_by_label("Brand").locator("option").evaluate_all("els => els.map(e => e.value)")
+    assert brand not in options and len(options) > 2
+    listed = store.locator("#results li.card").evaluate_all("els => els.map(e => e.dataset.itemId)")
+    assert listed and brand not in brands_of(webapp, listed)
+    store.goto(f"{webapp.base}/#/search?brand={brand}")
+    store.wait_for_function("() => /^0 products/.test(document.getElementById('results-h')?.textContent || '')")
+    assert store.locator("li.card").count() == 0
     store.close()
     assert time.perf_counter() - started < 30
 
@@ -97,3 +135,22 @@ def test_whatif_slider_moves_the_plot(webapp: WebApp, page: Any, tmp_path: Path)
     page.wait_for_selector("#metrics-body table")
     page.screenshot(path=str(shot_dir(tmp_path) / "console.png"), full_page=True)
     assert time.perf_counter() - started < 30
+
+
+def test_offers_audit_log(webapp: WebApp, page: Any) -> None:
+    body = {"shopper_key": "psk-e2e", "item": {"item_id": "sku-1", "price": {"amount": 4000, "currency": "USD"},
+                                               "cost": {"amount": 2000, "currency": "USD"}},
+            "features": {"loyalty_member": 0, "deal_affinity": 4.0, "engagement": -1.5, "log_price": 3.7,
+                         "offers_seen": 0}}
+    decision = httpx.post(f"{webapp.base}/v1/offers/decide", json=body, timeout=120.0).json()
+    started = time.perf_counter()
+    page.goto(f"{webapp.base}/console#audit")
+    row = page.locator(f"#audit-body tr[data-decision-id='{decision['decision_id']}']")
+    row.wait_for()
+    assert "psk-e2e" in row.inner_text() and decision["action"] in row.inner_text()
+    row.get_by_role("button").click()
+    page.locator("#decision-h").wait_for()
+    assert page.evaluate("document.activeElement.id") == "decision-h"
+    assert page.locator("#audit-detail tbody tr").count() >= 2, "every candidate with its verdict"
+    check_contrast(page)
+    assert time.perf_counter() - started < 20

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.e2e.conftest import SCREENSHOTS, WebApp
+from tests.e2e.conftest import SCREENSHOTS, WebApp, check_contrast
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 
@@ -103,8 +103,9 @@ def test_shopper_flow_personalizes_and_is_repeatable(webapp: WebApp, page: Any, 
 
     # each recommendation says why (sources from explain=true)
     first = page.locator(f"{HOME} li.card").first
-    first.locator("summary").click()
-    assert first.locator(".why li").count() >= 1
+    first.locator(".why > summary").click()
+    assert first.locator(".why .plain li").count() >= 1, "plain-language reasons first"
+    assert all(t.strip() for t in first.locator(".why .plain li").all_inner_texts())
     page.screenshot(path=str(shot_dir(tmp_path) / "storefront.png"))
     assert time.perf_counter() - started < 30
 
@@ -129,3 +130,53 @@ def test_persona_switch_and_anonymous(webapp: WebApp, page: Any) -> None:
     wait_new_slate(page, HOME, trace)
     assert page.locator("#shopper-id").inner_text().startswith("anon-")
     assert "Nothing yet" in page.locator("aside.insight").inner_text()
+
+
+def test_concierge_chat_why_and_personalization_switch(webapp: WebApp, page: Any, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    snap = webapp.snapshot
+    page.goto(f"{webapp.base}/#/item/{snap.item_ids[3]}")  # a viewed item: the home slate is personal
+    page.wait_for_selector("section.slate[data-surface='pdp'] li.card")
+    page.get_by_role("link", name="Home").click()
+    trace = wait_new_slate(page, HOME, None)
+    first = page.locator(f"{HOME} li.card").first
+    first.locator(".why > summary").click()
+    assert "Personalization is off" not in first.locator(".why .plain").inner_text()
+    assert "personalized price" in page.locator("#disclosures").inner_text()
+
+    # the switch (keyboard): off -> the engine serves a non-personal slate, and every "why" says so
+    box = page.get_by_label("Personalize for me")
+    box.focus()
+    page.keyboard.press("Space")
+    trace = wait_new_slate(page, HOME, trace)
+    page.locator("#not-personal").wait_for()
+    assert not box.is_checked()
+    status = httpx.get(f"{webapp.base}/v1/transparency/settings/u-{page.locator('#shopper-id').inner_text()}")
+    assert status.json()["personalization"] is False, "stored in the shopper's profile"
+    for card in page.locator(f"{HOME} li.card").all()[:3]:
+        card.locator(".why > summary").click()
+        assert "Personalization is off" in card.locator(".why .plain").inner_text()
+    box.check()
+    wait_new_slate(page, HOME, trace)
+    assert page.locator("#not-personal").count() == 0
+
+    # the concierge: disclosed as automated; products it suggests carry data-item-id
+    page.get_by_role("link", name="Concierge").click()
+    assert "automated assistant" in page.locator("#assistant-disclosure").inner_text().lower()
+    page.get_by_label("Message to the concierge").fill("a moisturizer for dry skin")
+    page.get_by_label("Message to the concierge").press("Enter")
+    page.wait_for_selector("#chat-log li.bot")
+    for turn in range(4):
+        if page.locator("#chat-log .chat-product").count():
+            break
+        options = page.locator("#chat-log li.bot").last.locator(".options button")
+        assert options.count(), "the concierge either suggests products or asks with options"
+        options.first.click()
+        page.wait_for_function("n => document.querySelectorAll('#chat-log li.bot').length > n", arg=turn + 1)
+    bots = page.locator("#chat-log li.bot")
+    assert all(b.get_attribute("data-automated") == "true" for b in bots.all())
+    products = page.locator("#chat-log .chat-product").evaluate_all("els => els.map(e => e.dataset.itemId)")
+    assert products and all(p in snap.index for p in products)
+    check_contrast(page)
+    page.screenshot(path=str(shot_dir(tmp_path) / "concierge.png"))
+    assert time.perf_counter() - started < 40

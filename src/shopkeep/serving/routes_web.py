@@ -10,9 +10,12 @@ pages need beyond the ``/v1`` API (``create_app`` mounts :func:`web_router`).
 * ``GET /v1/web/whatif`` — the relevance / expected-margin / diversity trade-off of a margin weight.
 * ``GET /v1/web/metrics`` — latency percentiles, events per second and click-through by source.
 
-The what-if re-ranks a fixed sample of product-page requests (seeded) with
-``ranking.Objective(relevance=1, margin=w)`` over the engine's own candidates and eligibility mask;
-it logs no slates and changes nothing the engine serves.
+The what-if re-scores a fixed sample of product-page requests (seeded) with the live
+:class:`~shopkeep.ranking.Ranker` under ``Objective(relevance=1, margin=w)`` and lets the live policy
+(plus, for diversity > 0, an MMR novelty rule) choose each slate with ``policy.apply_policy``, over the
+engine's own candidates and eligibility mask; it logs no slates, touches no pacing counter and
+changes nothing the engine serves. The browse listing and facets obey the active policy's hard rules
+for the shopper (see :func:`browse_mask`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,11 +41,12 @@ from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.events.log import EVENTS_LOG, read_slates
 from shopkeep.features.context import Context, ContextRequest
 from shopkeep.pipeline.engine import Engine
+from shopkeep.policy import PolicySet, apply_policy, hard_checks, parse_policy
 from shopkeep.ranking import Objective, Ranker
 from shopkeep.serving.deps import EngineDep, require_scope
 
-__all__ = ["WEB_DIR", "catalog_page", "click_through", "facets", "match_rows", "objective_scores", "personas",
-           "web_router", "whatif_curve"]
+__all__ = ["WEB_DIR", "catalog_page", "click_through", "facets", "match_rows", "personas", "web_router",
+           "whatif_curve", "whatif_point", "whatif_policy"]
 
 #: The static files of the web app.
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -53,6 +57,9 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 WHATIF_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 _ANCHOR_SEED = 7
 _METRICS_WINDOW = 5000
+_WHATIF_RULE = "whatif-diversity"
+#: Hard-rule kinds that shape recommendations but not the browsable catalog.
+_BROWSE_IGNORES = ("inventory", "repurchase")
 
 
 def _json(data: Any) -> Response:
@@ -131,16 +138,39 @@ def match_rows(snap: CatalogSnapshot, *, q: str = "", category: str = "", brand:
     return rows[np.lexsort((rows, -rating, -hits))]
 
 
+def browse_mask(engine: Engine, user_id: str | None = None,
+                anonymous_id: str | None = None) -> tuple[CatalogSnapshot, np.ndarray]:
+    """The snapshot and the items the active policy lets this shopper browse: every hard rule
+    (exclusions, regulated items, MAP hiding, stated avoids) except inventory and repurchase, which
+    decide what is *recommended*; browsing still lists out-of-stock and bought items."""
+    snap, stage = engine.read_view()
+    policy = getattr(stage, "policy", None)
+    profile = engine.profiles.get_many([user_id]).get(user_id) if user_id else None
+    ctx = engine.features.context(ContextRequest(surface="search", user_id=user_id,
+                                                 anonymous_id=anonymous_id or "web-browse"), profile)
+    if not isinstance(policy, PolicySet):
+        return snap, stage.eligibility(snap, ctx)
+    mask = np.ones(snap.n, dtype=bool)
+    for check in hard_checks(snap, ctx, policy):
+        if check.kind not in _BROWSE_IGNORES:
+            mask &= check.ok
+    return snap, mask
+
+
 def catalog_page(snap: CatalogSnapshot, *, ids: Sequence[str] = (), k: int = 24, offset: int = 0,
-                 **filters: Any) -> dict[str, Any]:
+                 allowed: np.ndarray | None = None, **filters: Any) -> dict[str, Any]:
     """Matching items (see :func:`match_rows`; ``ids``: those of them, in the order given) as product
-    cards, with ``total`` before paging."""
+    cards, with ``total`` before paging; only rows ``allowed`` (default all) are listed."""
     if ids:
-        allowed = np.zeros(snap.n, dtype=bool)
-        allowed[match_rows(snap, **{**filters, "q": ""})] = True
-        rows = np.array([i for i in snap.indices(list(ids)).tolist() if i >= 0 and allowed[i]], dtype=np.int64)
+        ok = np.zeros(snap.n, dtype=bool)
+        ok[match_rows(snap, **{**filters, "q": ""})] = True
+        if allowed is not None:
+            ok &= allowed
+        rows = np.array([i for i in snap.indices(list(ids)).tolist() if i >= 0 and ok[i]], dtype=np.int64)
     else:
         rows = match_rows(snap, **filters)
+        if allowed is not None:
+            rows = rows[allowed[rows]]
     stock = snap.in_stock()
     page = rows[offset: offset + k]
     return {"items": [_card(snap, int(i), stock) for i in page], "total": len(rows), "offset": offset}
@@ -151,9 +181,9 @@ class _Cache:
     """Per-snapshot derived data (facets, personas) and the what-if's sampled requests."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    facets: tuple[int, dict[str, Any]] | None = None
+    facets: tuple[tuple[int, str], dict[str, Any]] | None = None
     personas: tuple[int, list[dict[str, Any]]] | None = None
-    whatif: tuple[tuple[int, ...], list[_Parts]] | None = None
+    whatif: tuple[tuple[int, ...], _Sample] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -202,104 +232,89 @@ def personas(snap: CatalogSnapshot, *, n: int = 4, seeds: int = 3) -> list[dict[
 
 # -- what-if ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Parts:
-    """One request's candidates with the objective's parts: snapshot indices, relevance in [0, 1],
-    purchase probability and expected margin (minor units), in fused order."""
+class _Sample:
+    """Seeded product-page requests with their fused candidates (``retrieve_arrays``) and, per request,
+    each candidate's model relevance and expected margin (they do not depend on the weights)."""
 
-    idx: np.ndarray
-    rel: np.ndarray
-    p: np.ndarray
-    margin: np.ndarray
-
-
-def _parts(ranker: Ranker, contexts: Sequence[Context], fused: Sequence[Sequence[Any]],
-           snap: CatalogSnapshot) -> list[_Parts]:
-    """The objective's parts per candidate: they do not depend on the weights, so one model call
-    serves every point of the curve."""
-    base = Ranker(Objective(relevance=1.0), ranker.model, ranker.return_cost_fraction)
-    out = []
-    for ranked in base.rank_many(contexts, fused, snap):
-        items = list(ranked)
-        out.append(_Parts(snap.indices([s.item_id for s in items]),
-                          np.array([s.relevance for s in items], dtype=np.float64),
-                          np.array([s.p_purchase for s in items], dtype=np.float64),
-                          np.array([s.expected_margin_minor for s in items], dtype=np.float64)))
-    return out
+    contexts: list[Context]
+    fused: list[Any]
+    parts: list[dict[int, tuple[float, float]]]
+    snapshot: CatalogSnapshot
+    ranker: Ranker
+    document: dict[str, Any]
+    memo: dict[tuple[float, float, int], tuple[float, float, float]] = field(default_factory=dict)
 
 
-def _relative(values: np.ndarray) -> np.ndarray:
-    top = float(np.abs(values).max()) if values.size else 0.0
-    return values / top if top > 0 else np.zeros_like(values)
+def whatif_policy(document: Mapping[str, Any], diversity: float, k: int) -> PolicySet:
+    """The active policy with, for ``diversity`` > 0, an MMR novelty rule over the top ``k`` whose
+    λ = 1 / (1 + diversity) (the policy engine's own rule; diversity 0 adds nothing)."""
+    rules = [r for r in document.get("rules", []) if r.get("id") != _WHATIF_RULE]
+    if diversity > 0:
+        rules.append({"id": _WHATIF_RULE, "kind": "novelty", "lambda": round(1.0 / (1.0 + diversity), 6),
+                      "top_k": k})
+    return parse_policy({**{k_: v for k_, v in document.items() if k_ not in ("version", "hash")}, "rules": rules})
 
 
-def objective_scores(parts: _Parts, objective: Objective) -> np.ndarray:
-    """``relevance * r + margin * m + conversion * p`` with m and p relative to the request's largest
-    (the formula of :class:`shopkeep.ranking.Ranker`)."""
-    return (objective.relevance * parts.rel + objective.margin * _relative(parts.margin)
-            + objective.conversion * _relative(parts.p))
+def whatif_point(sample: _Sample, margin: float, diversity: float, k: int,
+                 policy: PolicySet | None = None) -> tuple[float, float, float]:
+    """Mean summed relevance, expected margin (minor units) and distinct brands of the top ``k`` when
+    the live :class:`Ranker` scores with ``Objective(relevance=1, margin=margin)`` and the policy
+    (plus the diversity rule) chooses the slate, over the sample. No pacing counter is read or written."""
+    live = sample.ranker
+    ranker = Ranker(Objective(relevance=1.0, margin=float(margin), conversion=live.objective.conversion),
+                    live.model, live.return_cost_fraction)
+    policy = policy or whatif_policy(sample.document, diversity, k)
+    snap = sample.snapshot
+    rel, money, brands = [], [], []
+    for ctx, ranked, parts in zip(sample.contexts, ranker.rank_many(sample.contexts, sample.fused, snap),
+                                  sample.parts, strict=True):
+        chosen = [snap.index[it.item_id] for it in apply_policy(ctx, ranked, snap, policy, k=k).items]
+        rel.append(sum(parts[i][0] for i in chosen if i in parts))
+        money.append(sum(parts[i][1] for i in chosen if i in parts))
+        brands.append(len({int(snap.brand[i]) for i in chosen}))
+    return float(np.mean(rel)), float(np.mean(money)), float(np.mean(brands))
 
 
-def _diversify(snap: CatalogSnapshot, idx: np.ndarray, score: np.ndarray, k: int, diversity: float) -> list[int]:
-    """Positions of the greedy top ``k``: each earlier pick of the same brand or leaf category lowers an
-    item's score by ``diversity`` x 10% of the best score (diversity 0: best score first)."""
-    order: list[int] = np.lexsort((np.arange(len(score)), -score))[: max(4 * k, 40)].tolist()
-    if diversity <= 0 or not order:
-        return order[:k]
-    step = 0.1 * diversity * max(abs(float(score[order[0]])), 1e-9)
-    leaf = [snap.category_paths[int(idx[j])][-1] if snap.category_paths[int(idx[j])] else "" for j in order]
-    brand = [int(snap.brand[int(idx[j])]) for j in order]
-    brand_n: Counter[int] = Counter()
-    leaf_n: Counter[str] = Counter()
-    chosen: list[int] = []
-    left = list(range(len(order)))
-    while left and len(chosen) < k:
-        best = max(left, key=lambda n: (float(score[order[n]]) - step * (brand_n[brand[n]] + leaf_n[leaf[n]]), -n))
-        left.remove(best)
-        brand_n[brand[best]] += 1
-        leaf_n[leaf[best]] += 1
-        chosen.append(order[best])
-    return chosen
-
-
-def whatif_curve(parts: Sequence[_Parts], snap: CatalogSnapshot, *, diversity: float = 0.0, k: int = 10,
-                 grid: Sequence[float] = WHATIF_GRID, conversion: float = 0.0) -> list[dict[str, float]]:
-    """Per margin weight in ``grid``: the sample's mean summed relevance of the top ``k`` (as a fraction
-    of weight 0's), mean expected margin per slate (minor units) and mean distinct brands."""
-    rows = []
+def whatif_curve(sample: _Sample, *, diversity: float = 0.0, k: int = 10, grid: Sequence[float] = WHATIF_GRID,
+                 memo: dict[tuple[float, float, int], tuple[float, float, float]] | None = None,
+                 ) -> list[dict[str, float]]:
+    """Per margin weight in ``grid``: the sample's mean summed relevance of the served top ``k`` (as a
+    fraction of weight 0's), mean expected margin per slate (minor units) and mean distinct brands.
+    ``memo`` keeps points between calls over the same sample."""
+    policy = whatif_policy(sample.document, diversity, k)
+    memo = {} if memo is None else memo
     for w in grid:
-        objective = Objective(relevance=1.0, margin=float(w), conversion=conversion)
-        rel, margin, brands = [], [], []
-        for part in parts:
-            top = _diversify(snap, part.idx, objective_scores(part, objective), k, diversity)
-            rel.append(float(part.rel[top].sum()))
-            margin.append(float(part.margin[top].sum()))
-            brands.append(len({int(snap.brand[int(part.idx[j])]) for j in top}))
-        rows.append((float(w), float(np.mean(rel)), float(np.mean(margin)), float(np.mean(brands))))
+        if (float(w), diversity, k) not in memo:
+            memo[(float(w), diversity, k)] = whatif_point(sample, w, diversity, k, policy)
+    rows = [(float(w), *memo[(float(w), diversity, k)]) for w in grid]
     base = min(rows, key=lambda r: r[0])[1] or 1.0
     return [{"margin_weight": w, "relevance": r / base, "expected_margin_minor": m, "distinct_brands": b}
             for w, r, m, b in rows]
 
 
-def _whatif_sample(engine: Engine, cache: _Cache, n: int) -> tuple[list[_Parts], CatalogSnapshot, Ranker]:
-    """The objective's parts for ``n`` product-page requests on seeded in-stock anchors (cached per
-    catalog snapshot, policy and ranker)."""
+def _whatif_sample(engine: Engine, cache: _Cache, n: int) -> _Sample:
+    """``n`` product-page requests on seeded in-stock anchors, retrieved under the live policy
+    (cached per catalog snapshot, policy and ranker)."""
     b = _bindings(engine)
     snap: CatalogSnapshot = b.snapshot
     key = (id(b.sources), id(b.policy), id(b.ranker), n)
     with cache.lock:
         if cache.whatif is not None and cache.whatif[0] == key:
-            return cache.whatif[1], snap, b.ranker
+            return cache.whatif[1]
     rows = np.flatnonzero(snap.active & snap.in_stock())
     anchors = np.random.default_rng(_ANCHOR_SEED).choice(rows, size=min(n, rows.size), replace=False)
     requests = [ContextRequest(surface="pdp", anonymous_id=f"whatif-{j}", item_id=snap.item_ids[i], k=10)
                 for j, i in enumerate(anchors.tolist())]
     contexts = [engine.features.context(r) for r in requests]
     masks = [b.policy.eligibility(snap, c) for c in contexts]
-    fused = b.sources.retriever("pdp").retrieve(contexts, masks, k=engine.retrieval_k)
-    parts = _parts(b.ranker, contexts, fused, snap)
+    fused = b.sources.retriever("pdp").retrieve_arrays(contexts, masks, snap, k=engine.retrieval_k)
+    base = Ranker(Objective(relevance=1.0), b.ranker.model, b.ranker.return_cost_fraction)
+    parts = [{snap.index[s.item_id]: (float(s.relevance), float(s.expected_margin_minor)) for s in ranked}
+             for ranked in base.rank_many(contexts, fused, snap)]
+    sample = _Sample(contexts, list(fused), parts, snap, b.ranker, b.policy.to_dict())
     with cache.lock:
-        cache.whatif = (key, parts)
-    return parts, snap, b.ranker
+        cache.whatif = (key, sample)
+    return sample
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -427,19 +442,25 @@ def web_router() -> APIRouter:
     @router.get("/v1/web/catalog", dependencies=read, summary="Catalog listing with keyword and filters (web app)")
     def catalog(engine: EngineDep, filters: Annotated[_Filters, Depends()],
                 ids: Annotated[str, Query(max_length=20_000, description="comma-separated item ids")] = "",
-                k: Annotated[int, Query(ge=1, le=100)] = 24, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+                k: Annotated[int, Query(ge=1, le=100)] = 24, offset: Annotated[int, Query(ge=0)] = 0,
+                user_id: Annotated[str | None, Query(max_length=256)] = None,
+                anonymous_id: Annotated[str | None, Query(max_length=256)] = None) -> Response:
         wanted = [p.strip() for p in ids.split(",") if p.strip()]
-        return _json(catalog_page(_snapshot(engine), ids=wanted, k=k, offset=offset, **filters.kwargs()))
+        snap, allowed = browse_mask(engine, user_id, anonymous_id)
+        return _json(catalog_page(snap, ids=wanted, k=k, offset=offset, allowed=allowed, **filters.kwargs()))
 
     @router.get("/v1/web/facets", dependencies=read, summary="Filter values with counts over the matches (web app)")
     def get_facets(engine: EngineDep, filters: Annotated[_Filters, Depends()]) -> Response:
-        snap = _snapshot(engine)
+        snap, allowed = browse_mask(engine)
         given = filters.kwargs()
         if any(given.values()):
-            return _json(facets(snap, match_rows(snap, **given)))
+            rows = match_rows(snap, **given)
+            return _json(facets(snap, rows[allowed[rows]]))
+        key = (id(snap), str(engine.policy_dict().get("hash")))
         with cache.lock:
-            if cache.facets is None or cache.facets[0] != id(snap):
-                cache.facets = (id(snap), facets(snap))
+            if cache.facets is None or cache.facets[0] != key:
+                rows = np.flatnonzero(snap.active & allowed)
+                cache.facets = (key, facets(snap, rows))
             return _json(cache.facets[1])
 
     @router.get("/v1/web/personas", dependencies=read, summary="Synthetic shoppers to switch to (web app)")
@@ -454,11 +475,13 @@ def web_router() -> APIRouter:
     def whatif(engine: EngineDep, margin: Annotated[float, Query(ge=0, le=10)] = 0.0,
                diversity: Annotated[float, Query(ge=0, le=5)] = 0.0,
                n: Annotated[int, Query(ge=1, le=200)] = 40, k: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
-        parts, snap, ranker = _whatif_sample(engine, cache, n)
+        sample = _whatif_sample(engine, cache, n)
         grid = sorted({*WHATIF_GRID, round(margin, 4)})
-        curve = whatif_curve(parts, snap, diversity=diversity, k=k, grid=grid, conversion=ranker.objective.conversion)
+        curve = whatif_curve(sample, diversity=diversity, k=k, grid=grid, memo=sample.memo)
         current = next(p for p in curve if p["margin_weight"] == round(margin, 4))
-        return _json({"curve": curve, "current": current, "diversity": diversity, "n_requests": len(parts),
+        snap, ranker = sample.snapshot, sample.ranker
+        return _json({"curve": curve, "current": current, "diversity": diversity, "n_requests": len(sample.contexts),
+                      "policy_version": sample.document.get("version"), "method": "live ranker and policy code",
                       "k": k, "currency": snap.currency, "live_objective": ranker.objective.to_dict()})
 
     @router.get("/v1/web/metrics", dependencies=read, summary="Live service metrics for the console")

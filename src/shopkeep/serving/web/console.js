@@ -1,5 +1,5 @@
 // The merchandiser console: policy rules editor, what-if sliders with a trade-off plot, live metrics.
-import {api, ApiError, apiKey, money, setApiKey} from "./api.js";
+import {api, ApiError, apiKey, hasRoute, money, setApiKey} from "./api.js";
 import {announce, h, mount} from "./dom.js";
 import {tradeoffPlot} from "./plot.js";
 
@@ -152,6 +152,73 @@ async function drawMetrics() {
       : h("p", {class: "small"}, "No impressions yet: shop in the storefront to see click-through by source."));
 }
 
+// -- offers audit log -----------------------------------------------------------------------------
+async function drawAudit() {
+  const body = document.getElementById("audit-body");
+  let data;
+  try {
+    data = await api("/v1/audit/decisions", {params: {k: 50}});
+  } catch (err) {
+    mount(body, h("p", {class: "error"}, `The audit log needs an admin key: ${err.message}`));
+    return;
+  }
+  if (!data.decisions.length) {
+    mount(body, h("p", {class: "small"}, "No offer decisions yet (POST /v1/offers/decide records them)."));
+    return;
+  }
+  const rows = data.decisions.map((d) => h("tr", {"data-decision-id": d.decision_id},
+    h("th", {scope: "row"}, h("code", {}, d.decision_id)), h("td", {}, d.shopper_key), h("td", {}, d.action),
+    h("td", {}, d.personalized_price ? "yes" : "no"), h("td", {}, money(d.offer_price)),
+    h("td", {}, (d.recorded_at || "").replace("T", " ").slice(0, 19)),
+    h("td", {}, h("button", {type: "button", "aria-label": `Details of ${d.decision_id}`,
+                             onclick: () => showDecision(d.decision_id)}, "Details"))));
+  mount(body, h("table", {class: "audit"}, h("caption", {class: "small"}, `${data.count} newest decisions`),
+    h("thead", {}, h("tr", {}, ["decision", "shopper key", "action", "personalized price", "offer price",
+      "recorded (UTC)", ""].map((c) => h("th", {scope: "col"}, c)))),
+    h("tbody", {}, rows)));
+}
+
+async function showDecision(id) {
+  const doc = await api(`/v1/audit/decisions/${encodeURIComponent(id)}`);
+  const cands = doc.candidates.map((c) => [c.action, c.allowed ? "allowed" : "blocked",
+    (c.expected_value || 0).toFixed(1),
+    c.verdicts.filter((v) => !v.passed).map((v) => `${v.rule}: ${v.code}`).join("; ") || "–"]);
+  const detail = document.getElementById("audit-detail");
+  mount(detail, h("h3", {id: "decision-h", tabindex: "-1"}, `Decision ${doc.decision_id}`),
+    h("p", {}, `Chose ${doc.action} for ${doc.shopper_key}; models ${JSON.stringify(doc.model_versions)}.`),
+    table("Candidates and guardrail verdicts", ["action", "verdict", "expected value (cents)", "failed rules"], cands));
+  document.getElementById("decision-h").focus();
+}
+
+// -- experiments (when the server offers reports) --------------------------------------------------
+async function setupExperiments() {
+  if (!(await hasRoute("/v1/experiments/{experiment_id}/report"))) return;
+  document.getElementById("experiments").hidden = false;
+  document.getElementById("experiment-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = document.getElementById("experiment-id").value.trim();
+    const out = document.getElementById("experiment-body");
+    if (!id) return;
+    try {
+      const report = await api(`/v1/experiments/${encodeURIComponent(id)}/report`);
+      mount(out, experimentTable(report));
+    } catch (err) {
+      mount(out, h("p", {class: "error"}, err.message));
+    }
+  });
+}
+
+function experimentTable(report) {
+  // one row per arm/metric when the report lists them, else the report as JSON
+  const arms = report.arms || report.variants || null;
+  if (Array.isArray(arms) && arms.length && typeof arms[0] === "object") {
+    const cols = Object.keys(arms[0]);
+    return table(`Experiment ${report.experiment_id || ""}`, cols,
+      arms.map((a) => cols.map((c) => (typeof a[c] === "object" ? JSON.stringify(a[c]) : String(a[c])))));
+  }
+  return h("pre", {class: "json"}, JSON.stringify(report, null, 2));
+}
+
 // -- wiring ---------------------------------------------------------------------------------------
 function debounce(fn, ms) {
   let timer = null;
@@ -169,6 +236,8 @@ async function init() {
     document.getElementById(`rule-${rules.length - 1}`).focus();
   });
   document.getElementById("save-policy").addEventListener("click", savePolicy);
+  document.getElementById("reload-audit").addEventListener("click", () => drawAudit());
+  setupExperiments().catch(() => null);
   document.getElementById("reload-policy").addEventListener("click", loadPolicy);
   const redraw = debounce(() => drawWhatIf().catch((e) => announce(e.message)), 120);
   document.getElementById("margin").addEventListener("input", redraw);
@@ -185,7 +254,7 @@ async function init() {
 
 async function start() {
   try {
-    await Promise.all([loadPolicy(), drawWhatIf(), drawMetrics()]);
+    await Promise.all([loadPolicy(), drawWhatIf(), drawMetrics(), drawAudit()]);
   } catch (err) {
     document.getElementById("policy-error").textContent = err.message;
   }

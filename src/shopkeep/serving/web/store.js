@@ -17,6 +17,8 @@ const ATTRIBUTE_FILTERS = 5;
 const main = document.getElementById("main");
 let state = load();
 let personaList = [];
+let disclosures = {};
+const chatNodes = []; // the concierge transcript, kept across page changes
 
 function load() {
   try {
@@ -27,7 +29,8 @@ function load() {
 }
 
 function fresh(persona, prefix) {
-  return {anon: newId(prefix), session: newId("s"), persona, cart: []};
+  const anon = newId(prefix);
+  return {anon, user: `u-${anon}`, session: newId("s"), persona, cart: []};
 }
 
 function save() {
@@ -41,28 +44,38 @@ function who() {
   return {anonymous_id: state.anon, session_id: state.session};
 }
 
+/** Request ids: the anonymous shopper plus the user id its profile (personalization switch) is kept under. */
+function asker() {
+  return {...who(), user_id: state.user || `u-${state.anon}`};
+}
+
 // -- product cards --------------------------------------------------------------------------------
 async function details(ids, filters = {}) {
   if (!ids.length) return new Map();
-  const data = await api("/v1/web/catalog", {params: {ids: ids.join(","), k: 100, ...filters}});
+  const data = await api("/v1/web/catalog", {params: {ids: ids.join(","), k: 100, ...filters,
+    user_id: asker().user_id, anonymous_id: state.anon}});
   return new Map(data.items.map((item) => [item.item_id, item]));
 }
 
 function why(rec, rules) {
+  // plain-language reasons from the server (/v1/transparency), then the technical trace
+  const plain = (rec.why || []).map((text) => h("li", {}, text));
   const lines = Object.entries(rec.sourceDetail || {}).map(([name, d]) =>
     h("li", {}, h("strong", {}, name), `: ${SOURCE_WORDS[name] || "retrieval source"} (rank ${d.rank + 1})`));
   if (!lines.length) {
-    lines.push(...rec.sources.map((name) => h("li", {}, h("strong", {}, name), `: ${SOURCE_WORDS[name] || ""}`)));
+    lines.push(...(rec.sources || []).map((name) => h("li", {}, h("strong", {}, name), `: ${SOURCE_WORDS[name] || ""}`)));
   }
   // "source:x" reasons repeat the sources listed above
-  for (const reason of rec.reasons.filter((r) => !r.startsWith("source:"))) {
+  for (const reason of (rec.reasons || []).filter((r) => !r.startsWith("source:"))) {
     lines.push(h("li", {class: "rule"}, `rule: ${reason}`));
   }
   for (const r of rules) lines.push(h("li", {class: "rule"}, `rule ${r.rule_id} (${r.kind}): ${r.effect}`));
-  return h("details", {class: "why"}, h("summary", {}, "Why this?"), h("ul", {}, lines));
+  return h("details", {class: "why"}, h("summary", {}, "Why am I seeing this?"),
+    plain.length ? h("ul", {class: "plain"}, plain) : null,
+    lines.length ? h("details", {class: "trace"}, h("summary", {}, "Technical details"), h("ul", {}, lines)) : null);
 }
 
-function card(item, rec = null, rules = []) {
+function card(item, rec = null, rules = [], hit = null) {
   const link = h("a", {href: `#/item/${encodeURIComponent(item.item_id)}`, class: "title"}, item.title);
   if (rec) {
     link.addEventListener("click", async (event) => {
@@ -82,7 +95,8 @@ function card(item, rec = null, rules = []) {
     h("button", {type: "button", class: "add", disabled: inCart || !item.in_stock,
                  "aria-label": `Add ${item.title} to cart`, onclick: (e) => addToCart(item, e.currentTarget)},
       inCart ? "In cart" : "Add to cart"),
-    rec ? why(rec, rules) : null);
+    rec ? why(rec, rules) : null,
+    hit ? why({why: hit.why, reasons: hit.reasons, sourceDetail: hit.sources}, []) : null);
 }
 
 function grid(label, cards, extra = {}) {
@@ -91,11 +105,13 @@ function grid(label, cards, extra = {}) {
 
 // -- recommendations ------------------------------------------------------------------------------
 async function fetchSlate(surface, params = {}, k = 8) {
-  const data = await api("/v1/recommendations", {params: {surface, k, explain: true, ...who(), ...params}});
+  const data = await api("/v1/transparency/recommendations",
+    {params: {surface, k, explain: true, ...asker(), ...params}});
   const explain = data.explain || {items: [], rules: []};
   const perItem = new Map(explain.items.map((it) => [it.item_id, it.sources]));
   const recs = data.items.map((it) => ({...it, trace_id: data.trace_id, sourceDetail: perItem.get(it.item_id)}));
-  return {surface, trace_id: data.trace_id, recs, explain, items: await details(recs.map((r) => r.item_id))};
+  return {surface, trace_id: data.trace_id, recs, explain, personalized: data.personalized,
+          items: await details(recs.map((r) => r.item_id))};
 }
 
 function slateSection(got, title, only = null) {
@@ -111,12 +127,13 @@ function slateSection(got, title, only = null) {
     cards.length ? grid(title, cards) : h("p", {class: "empty"}, "Nothing to recommend here yet."));
 }
 
-function insight(explain) {
+function insight(explain, personalized = true) {
   const aff = Object.entries(explain.affinities || {}).slice(0, 6);
   return h("aside", {class: "insight", "aria-labelledby": "insight-h"},
     h("h2", {id: "insight-h"}, "What the engine knows this session"),
-    aff.length ? h("ul", {}, aff.map(([key, w]) => h("li", {}, h("code", {}, key), ` ${w.toFixed(2)}`)))
-      : h("p", {}, "Nothing yet: browse, search or filter and the recommendations follow."),
+    !personalized ? h("p", {id: "not-personal"}, "Personalization is off: recommendations do not use your activity.")
+      : aff.length ? h("ul", {}, aff.map(([key, w]) => h("li", {}, h("code", {}, key), ` ${w.toFixed(2)}`)))
+        : h("p", {}, "Nothing yet: browse, search or filter and the recommendations follow."),
     h("p", {class: "small"}, `policy ${explain.policy_version ?? "?"} · models ${explain.artifact_version ?? "none"}`
       + ` · ${explain.candidates ?? 0} candidates`));
 }
@@ -129,22 +146,23 @@ async function homePage() {
   const got = await fetchSlate("home", {}, 12);
   const section = slateSection(got, "For you");
   const explain = got.explain;
-  const top = await api("/v1/web/catalog", {params: {k: 8, in_stock: true}});
+  const top = await api("/v1/web/catalog", {params: {k: 8, in_stock: true, user_id: asker().user_id,
+    anonymous_id: state.anon}});
   mount(main, h("div", {class: "page-head"}, heading, refresh),
-    h("div", {class: "with-aside"}, section, insight(explain)),
+    h("div", {class: "with-aside"}, section, insight(explain, got.personalized !== false)),
     h("section", {"aria-labelledby": "browse-h"}, h("h2", {id: "browse-h"}, "Top rated"),
       grid("Top rated", top.items.map((item) => card(item)))));
   return heading;
 }
 
-async function searchIds(q) {
-  if (!q || !(await hasRoute("/v1/search"))) return null;
+async function searchHits(q) {
+  if (!q || !(await hasRoute("/v1/transparency/search"))) return null;
   try {
     // a slow search (e.g. its index still building) must not stall the page: fall back after 4 s
-    const data = await Promise.race([api("/v1/search", {method: "POST", body: {query: q, k: 100, ...who()}}),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("search timed out")), 4000))]);
-    const ids = (data.items || data.results || []).map((r) => r.item_id).filter(Boolean);
-    return ids.length ? ids : null;
+    const data = await Promise.race([api("/v1/transparency/search", {method: "POST", body: {query: q, k: 100,
+      ...asker()}}), new Promise((_, reject) => setTimeout(() => reject(new Error("search timed out")), 4000))]);
+    const hits = (data.items || []).filter((r) => r.item_id);
+    return hits.length ? new Map(hits.map((r) => [r.item_id, r])) : null;
   } catch (_) {
     return null; // the search service is optional: fall back to the catalog keyword filter
   }
@@ -201,14 +219,17 @@ async function searchPage(params) {
   document.getElementById("q").value = q;
   const filters = {category: params.get("category"), brand: params.get("brand"), attr: params.getAll("attr"),
                    max_price: params.get("max_price"), in_stock: params.get("in_stock")};
-  const ids = await searchIds(q);
+  const hits = await searchHits(q);
+  const ids = hits ? [...hits.keys()] : null;
   const data = await api("/v1/web/catalog",
-    {params: {...filters, ...(ids ? {ids: ids.join(",")} : {q}), k: 48}});
+    {params: {...filters, ...(ids ? {ids: ids.join(",")} : {q}), k: 48, user_id: asker().user_id,
+              anonymous_id: state.anon}});
   const how = ids ? "ranked by /v1/search" : "keyword match on title, brand and category";
   mount(main, heading, h("div", {class: "with-filters"}, await filtersForm(params, filters),
     h("section", {"aria-labelledby": "results-h"},
       h("h2", {id: "results-h"}, `${data.total} products`, h("span", {class: "small"}, ` (${how})`)),
-      data.items.length ? grid("Search results", data.items.map((item) => card(item)),
+      data.items.length ? grid("Search results", data.items.map((item) => card(item, null, [],
+          hits && hits.get(item.item_id))),
           {id: "results", "data-hash": location.hash})
         : h("p", {}, "No products match these filters."))));
   return heading;
@@ -295,7 +316,9 @@ async function checkout(items) {
 async function switchPersona(id) {
   const persona = personaList.find((p) => p.id === id);
   state = fresh(persona ? persona.id : null, persona ? `persona-${persona.id}` : "anon");
+  chatNodes.length = 0;
   save();
+  await loadSettings();
   if (persona) {
     await postEvents(persona.seed_item_ids.map((item_id) => ({type: "view", item_id, ...who()})));
     announce(`Now shopping as ${persona.name}: ${persona.description}.`);
@@ -304,6 +327,80 @@ async function switchPersona(id) {
   }
   if (location.hash === "#/" || location.hash === "") render();
   else location.hash = "#/";
+}
+
+// -- concierge ------------------------------------------------------------------------------------
+function chatProduct(p) {
+  return h("li", {class: "chat-product", "data-item-id": p.item_id},
+    h("a", {href: `#/item/${encodeURIComponent(p.item_id)}`}, p.title), " ", h("span", {class: "price"}, money(p.price)),
+    p.reasons && p.reasons.length ? h("span", {class: "small"}, ` — ${p.reasons.join("; ")}`) : null);
+}
+
+async function say(text, log) {
+  const mine = h("li", {class: "me"}, h("span", {class: "who"}, "You: "), text);
+  chatNodes.push(mine);
+  log.append(mine);
+  if (!state.chat) state.chat = newId("chat");
+  save();
+  const reply = await api("/v1/concierge/messages", {method: "POST",
+    body: {conversation_id: state.chat, message: text, user_id: asker().user_id, anonymous_id: state.anon}});
+  const q = reply.question;
+  const node = h("li", {class: "bot", "data-automated": String(reply.automated)},
+    h("span", {class: "who"}, reply.automated ? "Concierge (automated assistant): " : "Concierge: "), reply.reply,
+    reply.products.length ? h("ul", {class: "chat-products", "aria-label": "Suggested products"},
+      reply.products.map(chatProduct)) : null,
+    q && q.options.length ? h("div", {class: "options", role: "group", "aria-label": q.text},
+      q.options.map((o) => h("button", {type: "button", onclick: () => say(o, log)}, o))) : null);
+  chatNodes.push(node);
+  log.append(node);
+  announce(`Concierge: ${reply.reply}`);
+}
+
+async function conciergePage() {
+  const heading = h("h1", {tabindex: "-1"}, "Shopping concierge");
+  const log = h("ol", {id: "chat-log", class: "chat", "aria-label": "Conversation"}, chatNodes);
+  const input = h("input", {id: "chat-input", name: "message", autocomplete: "off", maxlength: "1000",
+                            placeholder: "e.g. a fragrance-free moisturizer under $30"});
+  const form = h("form", {id: "chat-form", class: "chat-form"},
+    h("label", {for: "chat-input"}, "Message to the concierge"), input, h("button", {type: "submit"}, "Send"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    await say(text, log).catch((err) => announce(err.message));
+    input.focus();
+  });
+  mount(main, heading,
+    h("p", {class: "disclosure", id: "assistant-disclosure"}, h("strong", {}, "Automated assistant. "),
+      disclosures.assistant || "The concierge is an automated assistant, not a person."),
+    log, form);
+  return heading;
+}
+
+// -- personalization switch -----------------------------------------------------------------------
+async function loadSettings() {
+  const box = document.getElementById("personalize");
+  try {
+    box.checked = (await api(`/v1/transparency/settings/${encodeURIComponent(asker().user_id)}`)).personalization;
+  } catch (_) {
+    box.checked = true;
+  }
+}
+
+async function setPersonalization(on) {
+  await api(`/v1/transparency/settings/${encodeURIComponent(asker().user_id)}`,
+    {method: "PUT", body: {personalization: on}});
+  announce(on ? "Personalization is on." : "Personalization is off: recommendations no longer use your activity.");
+  render();
+}
+
+function showDisclosures() {
+  const foot = document.getElementById("disclosures");
+  if (!foot) return;
+  mount(foot, h("h2", {class: "sr-only"}, "Disclosures"),
+    [disclosures.assistant, disclosures.personalized_prices, disclosures.personalization].filter(Boolean)
+      .map((text) => h("p", {}, text)));
 }
 
 // -- router ---------------------------------------------------------------------------------------
@@ -319,6 +416,7 @@ async function render() {
     if (path.startsWith("/item/")) heading = await itemPage(decodeURIComponent(path.slice(6)));
     else if (path === "/search") heading = await searchPage(params);
     else if (path === "/cart") heading = await cartPage();
+    else if (path === "/concierge") heading = await conciergePage();
     else heading = await homePage();
     if (ticket === rendering && heading && ticket > 1) heading.focus(); // not on first load
   } catch (err) {
@@ -338,6 +436,9 @@ async function init() {
   document.getElementById("anonymous").addEventListener("click", () => switchPersona(""));
   const picker = document.getElementById("persona");
   picker.addEventListener("change", () => switchPersona(picker.value));
+  const box = document.getElementById("personalize");
+  box.addEventListener("change", () => setPersonalization(box.checked).catch((err) => announce(err.message)));
+  api("/v1/transparency/disclosures").then((d) => { disclosures = d; showDisclosures(); }).catch(() => null);
   try {
     personaList = (await api("/v1/web/personas")).personas;
   } catch (_) {
@@ -345,6 +446,7 @@ async function init() {
   }
   for (const p of personaList) picker.append(h("option", {value: p.id}, `${p.name} — ${p.description}`));
   save();
+  await loadSettings();
   window.addEventListener("hashchange", render);
   await render();
 }
