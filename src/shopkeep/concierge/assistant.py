@@ -25,6 +25,7 @@ import numpy as np
 
 from shopkeep.catalog.snapshot import CatalogSnapshot, Mask
 from shopkeep.concierge.facets import build_facets, constraint_from_dict, constraint_to_dict
+from shopkeep.concierge.phrasing import LLMPhraser, grounding_for
 from shopkeep.concierge.questions import Question, QuestionSelector
 from shopkeep.concierge.reasons import reasons_for
 from shopkeep.errors import ValidationError
@@ -85,6 +86,10 @@ class ConciergeReply:
     automated: bool = True
     saved_preferences: Mapping[str, Any] = field(default_factory=dict)
     suggestion: str | None = None
+    #: who worded ``reply``: ``template`` or ``llm`` (the optional phrasing adapter, guarded)
+    phrased_by: str = "template"
+    #: why a model phrasing was refused (guard violations, timeout, endpoint error)
+    phrasing_refused: tuple[str, ...] = ()
 
 
 def _check(msg: ConciergeMessage) -> None:
@@ -111,7 +116,8 @@ class Concierge:
 
     def __init__(self, store: DocumentStore, view: ViewFn, *, profiles: ProfileRepository | None = None,
                  context: ContextFn | None = None, recommend: RecommendFn | None = None,
-                 selector: QuestionSelector | None = None, ask: str = "gain", k: int = 5) -> None:
+                 selector: QuestionSelector | None = None, ask: str = "gain", k: int = 5,
+                 phraser: LLMPhraser | str | None = "env") -> None:
         if ask not in ASK_POLICIES:
             raise ValidationError("ask", ask, f"must be one of {', '.join(ASK_POLICIES)}")
         self.store = store
@@ -122,6 +128,8 @@ class Concierge:
         self.selector = selector or QuestionSelector(min_gain_bits=1.2, k=3 * k)
         self.ask = ask
         self.k = k
+        #: optional model phrasing (off unless $SHOPKEEP_CONCIERGE_LLM_URL is set or a phraser is given)
+        self.phraser = LLMPhraser.from_env() if phraser == "env" else phraser
 
     # -- state ---------------------------------------------------------------------------------
     def state(self, conversation_id: str) -> dict[str, Any]:
@@ -163,8 +171,15 @@ class Concierge:
                   turns=turn, owner=owner)
         self.store.put_many(COLLECTION, {msg.conversation_id: st})
         intro = _INTRO if turn == 1 else ""
-        return ConciergeReply(msg.conversation_id, intro + out.text, out.products, tuple(slots), out.question, turn,
-                              True, saved, out.suggestion)
+        text, source = intro + out.text, "template"
+        refused: tuple[str, ...] = ()
+        if isinstance(self.phraser, LLMPhraser):
+            snap = searcher.snapshot_
+            titles = [it.title for it in snap.items]
+            phrased = self.phraser.phrase(grounding_for(text, out.products, slots, list(snap.brands), titles))
+            text, source, refused = phrased.text, phrased.source, phrased.violations
+        return ConciergeReply(msg.conversation_id, text, out.products, tuple(slots), out.question, turn,
+                              True, saved, out.suggestion, source, refused)
 
     def _read(self, searcher: Searcher, message: str,
               pending: Mapping[str, Any] | None) -> tuple[list[Constraint], str | None, str]:
