@@ -147,3 +147,27 @@ def test_isotonic_and_ece() -> None:
         expected_calibration_error([0.1], [0, 1])
     with pytest.raises(ValidationError):
         LearnedModel(click_objective="xendcg")
+
+
+def test_arrays_and_objects_give_the_same_features_and_rerank_k_keeps_the_tail_in_fused_order(
+        windows: Windows) -> None:
+    from shopkeep.retrieval.fusion import FusedArrays
+
+    data, fused = windows.parts["test"]
+    ctxs, snap = list(data.contexts)[:20], windows.snap
+    lists = [f for f in fused[:20]]
+    arrays = [FusedArrays.from_candidates(f, snap) for f in lists]
+    builder = windows.model.builder_
+    assert builder is not None
+    assert np.array_equal(builder.build(ctxs, arrays, snap), builder.build(ctxs, lists, snap))
+    full = Ranker(Objective(), windows.model, rerank_k=100).rank_many(ctxs, arrays, snap)
+    assert [[s.item_id for s in r] for r in full] == [[s.item_id for s in r] for r in
+                                                     Ranker(Objective(), windows.model).rank_many(ctxs, lists, snap)]
+    head = Ranker(Objective(), windows.model, rerank_k=10).rank_many(ctxs, arrays, snap)
+    for ranked, cands in zip(head, lists, strict=True):
+        ids = [s.item_id for s in ranked]
+        assert sorted(ids[:10]) == sorted(c.item_id for c in cands[:10])  # the re-ranked head comes first
+        assert ids[10:] == [c.item_id for c in cands[10:]]  # the tail keeps the fused order, p = 0
+        assert all(s.p_click == 0.0 and s.p_purchase == 0.0 for s in ranked[10:])
+    with pytest.raises(ValidationError):
+        Ranker(rerank_k=0)

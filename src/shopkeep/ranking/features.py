@@ -173,9 +173,13 @@ class FeatureBuilder:
                  positions: Mapping[str, int] | None) -> FloatArray:
         m = len(cands)
         x = np.empty((m, len(self.names)), dtype=np.float64)
-        idx = snapshot.indices([c.item_id for c in cands])
+        arrays = getattr(cands, "source_ranks", None) is not None and getattr(cands, "item_ids", None) is \
+            snapshot.item_ids
+        idx = cands.indices if arrays else snapshot.indices([c.item_id for c in cands])  # type: ignore[attr-defined]
         safe = np.maximum(idx, 0)
-        for j, s in enumerate(self.sources):
+        if arrays:  # retrieval.FusedArrays over this snapshot: no per-candidate objects
+            self._source_columns(cands, x)
+        for j, s in enumerate(() if arrays else self.sources):
             pair = [c.sources.get(s) for c in cands]
             x[:, 2 * j] = [MISSING_SCORE if p is None else p[0] for p in pair]
             x[:, 2 * j + 1] = [MISSING_RANK if p is None else p[1] for p in pair]
@@ -187,7 +191,9 @@ class FeatureBuilder:
         hour = (ctx.now_ms // 3_600_000) % 24
         c = 2 * len(self.sources)
         x[:, c:] = np.column_stack([
-            [f.score for f in cands], self._fused_positions(cands), [len(f.sources) for f in cands],
+            cands.scores if arrays else [f.score for f in cands],  # type: ignore[attr-defined]
+            self._fused_positions(cands),
+            (cands.source_ranks >= 0).sum(axis=1) if arrays else [len(f.sources) for f in cands],  # type: ignore[attr-defined]
             cols.log_price[safe], cols.margin_pct[safe], cols.price_vs_cat[safe],
             np.nan_to_num(price / budget, nan=MISSING_SCORE) if budget else np.full(m, MISSING_SCORE),
             np.where(cols.price_vs_cat[safe] > 0, cols.price_vs_cat[safe] / own, MISSING_SCORE) if own > 0
@@ -201,6 +207,18 @@ class FeatureBuilder:
         ])
         x[idx < 0, c + 3:c + 14] = MISSING_SCORE
         return x
+
+    def _source_columns(self, cands: Any, x: FloatArray) -> None:
+        """``<s>_score``/``<s>_rank`` columns from a fused list held as arrays (names, source_scores/ranks)."""
+        names = list(cands.names)
+        for j, s in enumerate(self.sources):
+            if s not in names:
+                x[:, 2 * j], x[:, 2 * j + 1] = MISSING_SCORE, MISSING_RANK
+                continue
+            col = names.index(s)
+            ranks = cands.source_ranks[:, col]
+            x[:, 2 * j] = np.where(ranks >= 0, cands.source_scores[:, col], MISSING_SCORE)
+            x[:, 2 * j + 1] = np.where(ranks >= 0, ranks, MISSING_RANK)
 
     @staticmethod
     def _fused_positions(cands: Sequence[Fused]) -> FloatArray:

@@ -185,7 +185,8 @@ class LearnedModel:
         x = self.builder_.build(contexts, fused, snapshot)
         if x.shape[0] == 0:
             return {"click": np.zeros(0), "purchase": np.zeros(0)}
-        return {h: np.asarray(b.predict(x), dtype=np.float64) for h, b in self.boosters_.items()}
+        # one thread: request batches are small and OpenMP start-up would dominate
+        return {h: np.asarray(b.predict(x, num_threads=1), dtype=np.float64) for h, b in self.boosters_.items()}
 
     def predict_heads_many(self, contexts: Sequence[Context], fused: Sequence[Sequence[Fused]],
                            snapshot: CatalogSnapshot) -> list[tuple[FloatArray, FloatArray]]:

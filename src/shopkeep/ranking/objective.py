@@ -25,6 +25,7 @@ p(click) divided by the best one instead, and ``p`` its calibrated p(purchase).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -197,6 +198,16 @@ class RelevancePrior:
         return np.asarray(self.base_rate * rel, dtype=np.float64)
 
 
+def _head(fused: Sequence[Fused], n: int) -> Sequence[Fused]:
+    """The first ``n`` candidates, still held as arrays when they were (a dataclass with per-candidate arrays)."""
+    if len(fused) <= n:
+        return fused
+    if dataclasses.is_dataclass(fused) and hasattr(fused, "source_ranks"):
+        return dataclasses.replace(fused, indices=fused.indices[:n], scores=fused.scores[:n],  # type: ignore[attr-defined]
+                                   source_scores=fused.source_scores[:n], source_ranks=fused.source_ranks[:n])
+    return list(fused[:n])
+
+
 def _relative(values: FloatArray) -> FloatArray:
     """``values / max(|values|)`` (zeros when all are 0)."""
     top = float(np.abs(values).max()) if values.size else 0.0
@@ -211,12 +222,17 @@ class Ranker:
     """
 
     def __init__(self, objective: Objective | None = None, model: PurchaseModel | None = None,
-                 return_cost_fraction: float = 0.0) -> None:
+                 return_cost_fraction: float = 0.0, rerank_k: int = 100) -> None:
         if not 0.0 <= return_cost_fraction <= 1.0:
             raise ValidationError("return_cost_fraction", return_cost_fraction, "must be within [0, 1]")
+        if isinstance(rerank_k, bool) or not isinstance(rerank_k, int) or rerank_k < 1:
+            raise ValidationError("rerank_k", rerank_k, "must be an integer >= 1")
         self.objective = objective or Objective()
         self.model: PurchaseModel = model or RelevancePrior()
         self.return_cost_fraction = return_cost_fraction
+        #: A learned model scores the top ``rerank_k`` fused candidates (its training candidates' depth);
+        #: the rest follow in fused order with probabilities 0.
+        self.rerank_k = rerank_k
         self._head_check: tuple[object, bool] | None = None
 
     def unit_margin_minor(self, snapshot: CatalogSnapshot, indices: npt.NDArray[np.int64]) -> FloatArray:
@@ -232,10 +248,12 @@ class Ranker:
         if self.learned:
             rows = [r for r, f in enumerate(fused) if f]
             got = self.model.predict_heads_many(  # type: ignore[attr-defined]
-                [contexts[r] for r in rows], [fused[r] for r in rows], snapshot)
+                [contexts[r] for r in rows], [_head(fused[r], self.rerank_k) for r in rows], snapshot)
             out: list[tuple[FloatArray | None, FloatArray]] = [(np.zeros(0), np.zeros(0))] * len(fused)
             for r, (pc, pp) in zip(rows, got, strict=True):
-                out[r] = (np.asarray(pc, dtype=np.float64), np.asarray(pp, dtype=np.float64))
+                pad = len(fused[r]) - len(pc)
+                out[r] = (np.pad(np.asarray(pc, dtype=np.float64), (0, pad)),
+                          np.pad(np.asarray(pp, dtype=np.float64), (0, pad)))
             return out
         return [(None, np.asarray(self.model.predict(c, f, snapshot), dtype=np.float64) if f else np.zeros(0))
                 for c, f in zip(contexts, fused, strict=True)]
