@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("evaluate", help="measure a model on a seqrec/sessions dataset")
     p.add_argument("--data", required=True, help="dataset folder (or seqrec <Name>.txt file)")
     p.add_argument("--format", required=True, choices=["seqrec", "sessions"], help="dataset format = protocol")
-    p.add_argument("--model", help="registered model name (default: the registry's BEST_MODEL)")
+    p.add_argument(
+        "--model", help="registered model name (default: the best shipped one: sasrec_knn seqrec, itemknn sessions)"
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -68,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
     from shopkeep.evaluation.datasets import load_dataset
     from shopkeep.evaluation.runner import run_evaluation
-    from shopkeep.models.registry import BEST_MODEL
+    from shopkeep.models.registry import best_model
 
     err = Console(stderr=True)
-    name = args.model or BEST_MODEL
+    name = args.model or best_model(args.format)
     with err.status(f"loading {args.data}"):
         dataset = load_dataset(Path(args.data), args.format)
     err.print(
