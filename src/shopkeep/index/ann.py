@@ -284,24 +284,29 @@ class HNSWIndex:
     def _one(self, q: FloatArray, k: int, allowed: BoolArray | None, rows: IntArray, scores: FloatArray) -> None:
         """One query under the filtering rule; writes into ``rows``/``scores`` (length ``k``)."""
         row_slot, slot_row = self._maps()
-        eligible = row_slot if allowed is None else row_slot[allowed]
-        want = min(k, eligible.size)
+        # the eligible slots as a bool array over slots (no dead slots: the row mask itself)
+        if len(self._slot_ids) == row_slot.size and allowed is not None:
+            slot_mask: BoolArray = np.ascontiguousarray(allowed)
+        else:
+            slot_mask = self._live.copy() if allowed is None else np.zeros(len(self._slot_ids), dtype=bool)
+            if allowed is not None:
+                slot_mask[row_slot[allowed]] = True
+        n_eligible = int(np.count_nonzero(slot_mask))
+        want = min(k, n_eligible)
         if want == 0:
             return
-        frac = eligible.size / max(row_slot.size, 1)
-        if eligible.size > self.brute_force_below and frac >= self.brute_force_fraction:
-            found = self._graph_filtered(q, k, eligible, frac)
-            if found is not None and int((found[0] >= 0).sum()) >= want:
-                rows[:] = np.where(found[0] >= 0, slot_row[np.maximum(found[0], 0)], -1)
-                scores[:] = np.where(found[0] >= 0, found[1], -np.inf)
+        frac = n_eligible / max(row_slot.size, 1)
+        if n_eligible > self.brute_force_below and frac >= self.brute_force_fraction:
+            labels, dist = self._graph_filtered(q, k, slot_mask, frac)
+            if int((labels >= 0).sum()) >= want:
+                rows[:] = np.where(labels >= 0, slot_row[np.maximum(labels, 0)], -1)
+                scores[:] = np.where(labels >= 0, dist, -np.inf)
                 return
-        self._exact(q, k, eligible, slot_row, rows, scores)
+        self._exact(q, k, np.flatnonzero(slot_mask), slot_row, rows, scores)
 
-    def _graph_filtered(self, q: FloatArray, k: int, eligible: IntArray, frac: float) -> tuple[IntArray, FloatArray]:
+    def _graph_filtered(self, q: FloatArray, k: int, slot_mask: BoolArray, frac: float) -> tuple[IntArray, FloatArray]:
         faiss = _faiss()
-        bits = np.zeros(len(self._slot_ids), dtype=bool)
-        bits[eligible] = True
-        packed = np.packbits(bits, bitorder="little")
+        packed = np.packbits(slot_mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(self._slot_ids), faiss.swig_ptr(packed))
         ef = min(self.max_ef, max(k, math.ceil(max(self.ef_search, k) / frac)))
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)

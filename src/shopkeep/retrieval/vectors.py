@@ -46,6 +46,19 @@ def _rows(index: VectorIndex, snapshot: CatalogSnapshot) -> npt.NDArray[np.int64
     return rows
 
 
+_IDENTITY: dict[int, tuple[npt.NDArray[np.int64], bool]] = {}
+
+
+def _identity(rows: npt.NDArray[np.int64]) -> bool:
+    """Whether ``rows`` is ``0..n-1`` (cached per rows array, which :func:`_rows` caches)."""
+    found = _IDENTITY.get(id(rows))
+    if found is None or found[0] is not rows:
+        if len(_IDENTITY) >= 8:
+            _IDENTITY.clear()
+        found = _IDENTITY[id(rows)] = (rows, bool((rows == np.arange(rows.size)).all()))
+    return found[1]
+
+
 def masked_search(
     index: VectorIndex, snapshot: CatalogSnapshot, queries: F32, masks: Sequence[Mask], k: int
 ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
@@ -53,9 +66,12 @@ def masked_search(
     if not len(index) or queries.shape[0] == 0:
         return [(np.zeros(0, np.int64), np.zeros(0)) for _ in masks]
     rows = _rows(index, snapshot)
-    known = rows >= 0
-    safe = np.where(known, rows, 0)
-    allowed = np.stack([known & np.asarray(m, dtype=np.bool_)[safe] for m in masks])
+    if rows.size == snapshot.n and _identity(rows):
+        allowed = np.stack([np.asarray(m, dtype=np.bool_) for m in masks])  # index rows = snapshot order
+    else:
+        known = rows >= 0
+        safe = np.where(known, rows, 0)
+        allowed = np.stack([known & np.asarray(m, dtype=np.bool_)[safe] for m in masks])
     res = index.search(queries, k=min(len(index), k), mask=allowed)
     out = []
     for found, scores in zip(res.rows, res.scores, strict=True):
