@@ -93,7 +93,8 @@ def extend(items: np.ndarray, size: int, bandwidth: float, seed: int) -> np.ndar
     return np.vstack([items, (noisy * scale).astype(np.float32)])
 
 
-def timed(search: Callable[[np.ndarray], SearchResult], queries: np.ndarray) -> tuple[list[tuple[str, ...]], list[float]]:
+def timed(search: Callable[[np.ndarray], SearchResult],
+          queries: np.ndarray) -> tuple[list[tuple[str, ...]], list[float]]:
     """Top ids and ms per query, one query at a time."""
     ids, ms = [], []
     for q in queries:
