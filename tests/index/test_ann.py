@@ -132,3 +132,26 @@ def test_import_shopkeep_does_not_load_faiss() -> None:
             "print('faiss' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cached_index_builds_once_and_reloads(tmp_path: Path) -> None:
+    from shopkeep.index import cached_index
+
+    vectors = _clustered(400, 8, seed=21)
+    ids = [f"i{n}" for n in range(400)]
+    calls: list[int] = []
+
+    def source() -> tuple[list[str], np.ndarray]:
+        calls.append(1)
+        return ids, vectors
+
+    first = cached_index("texts-v1", tmp_path, source, "cosine", n_items=400, exact_below=100, threads=1)
+    again = cached_index("texts-v1", tmp_path, source, "cosine", n_items=400, exact_below=100, threads=1)
+    assert len(calls) == 1 and isinstance(again, HNSWIndex) and again.ids == first.ids
+    assert again.search(vectors[:5], k=5).ids == first.search(vectors[:5], k=5).ids
+    small = cached_index("texts-v1", tmp_path, source, "cosine", n_items=400, exact_below=1000)
+    assert len(calls) == 2 and isinstance(small, ExactIndex)  # another kind is another entry
+    cached_index("texts-v2", tmp_path, source, "cosine", n_items=400, exact_below=1000)
+    assert len(calls) == 3 and len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # the 2 newest kept
+    none = cached_index("texts-v2", None, source, "cosine", n_items=400, exact_below=1000)
+    assert len(calls) == 4 and len(none) == 400
