@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
-from shopkeep.errors import NotFoundError
+from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.features.context import ContextRequest, affinity_key
 from shopkeep.offers.decide import ACTIONS
 from shopkeep.pipeline.engine import Engine, Slate
@@ -247,6 +247,8 @@ def transparency_router() -> APIRouter:
         cart: Annotated[str | None, Query(max_length=20_000, description="comma-separated item ids")] = None,
         k: Annotated[int, Query(ge=1, le=100)] = 10, explain: bool = False,
     ) -> Response:
+        if surface == "pdp" and not item_id:
+            raise ValidationError("item_id", None, "is required for surface=pdp")
         carted = tuple(p.strip() for p in (cart or "").split(",") if p.strip())[:200]
         req = ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
                              item_id=item_id, cart_item_ids=carted, k=k, explain=True)
