@@ -89,7 +89,7 @@ class RankingConfig:
     return_cost_fraction: float = 0.0
     version: str = "1"
     learned: bool = True
-    trees: int = 100
+    trees: int = 80
 
 
 @dataclass(frozen=True)
