@@ -146,3 +146,22 @@ def test_demo_check_exercises_every_endpoint(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--check", "--store", f"sqlite:///{tmp_path}/demo.db"]) == 0
+
+
+def test_exploration_keeps_pins_in_place_and_only_shows_eligible_items(engine: Engine) -> None:
+    snap = engine._bindings.snapshot
+    pinned = next(i for i in snap.item_ids if snap.in_stock(None)[snap.index[i]])
+    excluded = [i for i in snap.item_ids[:40] if i != pinned]
+    engine.set_policy({"name": "pin-test", "rules": [
+        {"kind": "inventory"}, {"kind": "pin", "item_id": pinned, "position": 0},
+        {"kind": "exclude", "select": {"item_ids": excluded}}]})
+    explored = 0
+    for n in range(80):
+        slate = engine.recommend(ContextRequest(anonymous_id=f"pin-{n}", k=6, explain=True))
+        assert slate.items[0].item_id == pinned and slate.items[0].propensity == 1.0
+        assert all(0.0 < it.propensity < 1.0 for it in slate.items[1:])
+        assert not {it.item_id for it in slate.items} & set(excluded)  # explored slates too
+        assert slate.explain is not None
+        explored += slate.explain["exploration"]["explored"]
+    assert 0 < explored < 20  # epsilon 0.05 over 80 requests
+    engine.close()
