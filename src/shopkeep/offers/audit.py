@@ -16,7 +16,7 @@ from typing import Any
 
 from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.offers.decide import ACTIONS, Decision, DecisionRequest, DecisionStack
-from shopkeep.offers.guardrails import GuardrailState, ItemFacts, ShopperFacts
+from shopkeep.offers.guardrails import GuardrailState, ItemFacts, ShopperFacts, Verdict
 from shopkeep.storage.base import LogRecord, Store
 from shopkeep.types import Money, parse_timestamp, to_epoch_ms, utc_now
 
@@ -46,6 +46,13 @@ def _state_slice(state: GuardrailState, req: DecisionRequest) -> dict[str, Any]:
             "offer_counts": dict(state.offer_counts), "spent": dict(state.spent),
             "segment_low": {req.item.item_id: dict(state.segment_low.get(req.item.item_id, {}))},
             "public_price": {req.item.item_id: dict(state.public_price.get(req.item.item_id, {}))}}
+
+
+def _verdict(v: Verdict) -> dict[str, Any]:
+    """A passed verdict is stored as its rule name only (code ``ok``): the record stays small."""
+    if v.passed:
+        return {"rule": v.rule, "passed": True}
+    return {"rule": v.rule, "passed": False, "code": v.code, "detail": v.detail}
 
 
 def request_to_dict(req: DecisionRequest) -> dict[str, Any]:
@@ -89,8 +96,7 @@ class AuditTrail:
             "input_digest": decision.input_digest, "inputs": request_to_dict(req),
             "candidates": [{"action": c.action, "p_buy": c.p_buy, "expected_value": c.expected_value,
                             "expected_spend": c.expected_spend, "allowed": c.allowed,
-                            "verdicts": [{"rule": v.rule, "passed": v.passed, "code": v.code, "detail": v.detail}
-                                         for v in c.verdicts]} for c in decision.candidates],
+                            "verdicts": [_verdict(v) for v in c.verdicts]} for c in decision.candidates],
             "action": decision.action, "expected_value": decision.expected_value,
             "personalized_price": decision.personalized_price, "offer_price": decision.offer.display_price.to_dict(),
             "model_versions": {"uplift": decision.model_version,
