@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from shopkeep.simulate import taxonomy as tx
-from shopkeep.simulate.catalog import FITS, CatalogArrays
+from shopkeep.simulate.catalog import CatalogArrays
+from shopkeep.simulate.fit import FIT_NOISE_SD, RETURN_IF_MISFIT, TOLERANCE, fit_error_mean
 from shopkeep.simulate.items import item_id
 from shopkeep.simulate.search import Intent, make_intent
 from shopkeep.simulate.shoppers import Shopper, price_terms, response_probabilities, session_count
@@ -284,12 +285,9 @@ class SessionSimulator:
         spec = tx.TYPES[int(self.cat.type_idx[i])]
         r = self.r
         if spec.variant in ("apparel_size", "shoe_size"):
-            bias = self.cat.brands[int(self.cat.brand[i])].sizing_bias
-            want = tx.APPAREL_SIZES.index(s.apparel_size) if spec.variant == "apparel_size" else s.shoe_size
-            err = bias + s.fit_noise + r.gauss(0.0, 0.2) + float(self.cat.attrs["size"][i] - want)
-            if s.wide_feet and spec.variant == "shoe_size" and FITS[int(self.cat.attrs["fit"][i])] != "wide":
-                err -= 0.7
-            if abs(err) > 0.55 and r.random() < 0.45:
+            # the ground truth of shopkeep.simulate.fit (same draws as before it was factored out)
+            err = fit_error_mean(s, self.cat, i) + r.gauss(0.0, FIT_NOISE_SD)
+            if abs(err) > TOLERANCE and r.random() < RETURN_IF_MISFIT:
                 return ReturnReason.TOO_SMALL if err < 0 else ReturnReason.TOO_LARGE
             base, reasons = 0.06, [ReturnReason.CHANGED_MIND, ReturnReason.NOT_AS_DESCRIBED]
         elif spec.department == "beauty":
