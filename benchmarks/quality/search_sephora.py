@@ -9,7 +9,9 @@ and contains none of fragrance, parfum, perfume; prices inclusive; brand = Brand
 1. Constraint queries (examples/queries/sephora.tsv): precision = share of returned products (top 20)
    satisfying every stated constraint (must be 1.0), recall = |top 20 ∩ satisfying| / min(20, |satisfying|).
 2. Hybrid vs parts: nDCG@10 (binary relevance = the judge) of BM25 alone, dense alone and the hybrid,
-   retrieval only (constraints shape the text but do not filter), same queries.
+   retrieval only (constraints shape the text but do not filter). The dense weight is chosen on the
+   validation half of the queries and the three modes are reported on the held-out half
+   (search_fusion.py; the split is a hash of the query text).
 
     .venv/bin/python benchmarks/quality/search_sephora.py [--encoder all-MiniLM-L6-v2|hashing] [--k 20]
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import platform
 import re
 import sys
@@ -33,6 +34,9 @@ from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.models.content import MINILM
 from shopkeep.search import SearchConfig, Searcher, SearchRequest
 from shopkeep.types import Item
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_fusion import tuned_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "sephora-cosmetics" / "cosmetics.csv"
@@ -97,13 +101,6 @@ def judge(q: Query) -> Callable[[Item], bool]:
     return ok
 
 
-def ndcg(ranked: Sequence[bool], n_relevant: int, k: int = 10) -> float:
-    """Binary nDCG@k."""
-    dcg = sum(1.0 / math.log2(i + 2) for i, rel in enumerate(ranked[:k]) if rel)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, n_relevant)))
-    return dcg / ideal if ideal > 0 else 0.0
-
-
 def constraint_eval(searcher: Searcher, snap: CatalogSnapshot, queries: list[Query], k: int) -> dict[str, float]:
     """Precision, recall and zero-result rate over the constraint queries (prints failures)."""
     precisions, recalls, zero = [], [], 0
@@ -125,20 +122,6 @@ def constraint_eval(searcher: Searcher, snap: CatalogSnapshot, queries: list[Que
             "recall": sum(recalls) / n, "zero_result_rate": zero / n}
 
 
-def mode_ndcg(searcher: Searcher, snap: CatalogSnapshot, queries: Sequence[tuple[str, Callable[[Item], bool]]],
-              modes: Sequence[str] = ("bm25", "dense", "hybrid")) -> dict[str, float]:
-    """Mean nDCG@10 per retrieval mode, constraints not used as filters."""
-    out = {}
-    for mode in modes:
-        scores = []
-        for text, ok in queries:
-            n_rel = sum(1 for it in snap.items if ok(it))
-            res = searcher.search(SearchRequest(text, k=10, mode=mode, use_constraints=False))
-            scores.append(ndcg([ok(snap.items[snap.index[h.item_id]]) for h in res.items], n_rel))
-        out[mode] = sum(scores) / len(scores)
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoder", default=MINILM, choices=[MINILM, "hashing"])
@@ -158,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = constraint_eval(searcher, snap, queries, args.k)
     print(f"constraint queries: {len(queries)}  precision {stats['precision']:.4f}  "
           f"recall@{args.k} {stats['recall']:.4f}  zero-result rate {stats['zero_result_rate']:.4f}")
-    nd = mode_ndcg(searcher, snap, [(q.text, judge(q)) for q in queries])
-    print("nDCG@10 (retrieval only, judge = relevance): " + "  ".join(f"{m} {v:.4f}" for m, v in nd.items()))
+    print("nDCG@10, retrieval only, judge = relevance:")
+    tuned_report(searcher, snap, [(q.text, judge(q)) for q in queries])
     print(f"searcher stats: {searcher.stats()}")
     return 0
 

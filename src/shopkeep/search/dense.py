@@ -63,6 +63,7 @@ class QueryEncoder:
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
         self._model: Any = None
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self.misses = 0
 
     def _load(self) -> Any:
@@ -97,9 +98,10 @@ class QueryEncoder:
                               dtype=np.float32)
         import torch
 
-        with torch.inference_mode():
+        with self._tokenizer_lock:  # a fast tokenizer refuses concurrent use ("Already borrowed")
             batch = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
                                     return_tensors="pt")
+        with torch.inference_mode():
             hidden = modules[0].auto_model(**batch).last_hidden_state
             weight = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1e-9)

@@ -89,6 +89,9 @@ class SearchConfig:
     progress: bool = False
     #: Catalogs of at least this many items get an HNSW index for dense retrieval (exact below).
     ann_above: int = EXACT_BELOW
+    #: Query encoder when it differs from the item ``encoder`` (benchmarks: hashing item vectors, MiniLM
+    #: queries — the request path costs the same, both are 384-d).
+    query_encoder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class Searcher:
 
     def __init__(self, config: SearchConfig | None = None) -> None:
         self.config = config or SearchConfig()
-        self.encoder = QueryEncoder(self.config.encoder)
+        self.encoder = QueryEncoder(self.config.query_encoder or self.config.encoder)
         self.queries = 0
         self.zero_before_relax = 0
         self.zero_after_relax = 0

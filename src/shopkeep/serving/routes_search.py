@@ -7,7 +7,8 @@ sort, typo corrections); ``relaxed`` lists the constraints dropped because nothi
 
 The search index is built on the first search for the engine's current catalog snapshot and
 updated incrementally when the snapshot changes (``PUT /v1/items``). The dense encoder is
-``$SHOPKEEP_SEARCH_ENCODER`` (``all-MiniLM-L6-v2`` when the ml extra is installed, else ``hashing``).
+``$SHOPKEEP_SEARCH_ENCODER`` (``all-MiniLM-L6-v2`` when the ml extra is installed, else ``hashing``);
+``$SHOPKEEP_SEARCH_QUERY_ENCODER`` may name another one for queries only (latency benchmarks).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class SearchService:
 
     def __init__(self, engine: Engine, config: SearchConfig | None = None) -> None:
         self.engine = engine
-        self.config = config or SearchConfig(encoder=default_encoder())
+        self.config = config or SearchConfig(encoder=default_encoder(),
+                                              query_encoder=os.environ.get("SHOPKEEP_SEARCH_QUERY_ENCODER") or None)
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
 

@@ -1,0 +1,170 @@
+"""Open-loop HTTP load on ``POST /v1/search`` with the query-embedding cache cold (every query text new).
+
+Builds a SQLite store of ``--items`` synthetic items (reused from ``--store-dir``), starts
+``shopkeep serve`` as a subprocess (auth off on loopback) with item vectors from ``--item-encoder``
+(default hashing: embedding 100k titles with MiniLM on a 2-core CPU takes hours; the request path costs
+the same with either, 384-d vectors) and queries embedded by ``--query-encoder`` (default MiniLM, run
+once per request because no text repeats). One warm-up search builds the index (BM25, attribute columns,
+HNSW at this size). Then requests are sent at ``--rate``/s whatever the previous ones did; latency
+counts from the scheduled send time, so queueing shows. Prints hardware and the 1-minute load average
+(the machine is shared; a high load average inflates every figure).
+
+    .venv/bin/python benchmarks/latency/search_load.py --items 100000 --rate 100 --duration 20 \\
+        --store-dir .shopkeep/bench-search
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from shopkeep.catalog import CatalogRepository
+from shopkeep.cli.demo_service import free_port, wait_ready
+from shopkeep.evaluation.environment import hardware_summary
+from shopkeep.models.content import MINILM
+from shopkeep.simulate import StoreConfig, generate_store
+from shopkeep.storage import open_store
+
+HEADS = ["fragrance-free", "vegan", "red", "black", "waterproof", "organic", "cheap", "best rated", "gentle",
+         "hydrating", "wide fit", "crimson", "soft", "classic", "matte", "same-day pickup", "unscented", "navy"]
+NOUNS = ["moisturizer", "dress", "hiking boots", "sunscreen spf 30", "lipstick", "sneakers", "coffee", "shampoo",
+         "jacket", "cleanser for dry skin", "jeans size m", "serum", "body lotion", "running shoes", "tea", "granola"]
+TAILS = ["", "under $30", "under $80", "between 20 and 60 dollars", "in stock at store 2", "over 100 ml", "for work",
+         "for summer", "gift", "for sensitive skin", "under thirty bucks"]
+
+
+def queries(n: int, seed: int) -> list[str]:
+    """``n`` distinct shopper queries (a numeric suffix keeps them distinct when the combinations run out)."""
+    combos = [" ".join(p for p in c if p) for c in itertools.product(HEADS, NOUNS, TAILS)]
+    random.Random(seed).shuffle(combos)
+    return [combos[i % len(combos)] + ("" if i < len(combos) else f" {i}") for i in range(n)]
+
+
+def store_for(folder: Path, n_items: int, seed: int) -> str:
+    """A SQLite store holding ``n_items`` synthetic items (built once per folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / f"search-{n_items}-{seed}.db"
+    uri = f"sqlite:///{db}"
+    if not db.exists():
+        items = generate_store(StoreConfig(n_items=n_items, n_shoppers=10, n_days=1, seed=seed)).items
+        store = open_store(uri)
+        try:
+            repo = CatalogRepository(store)
+            for start in range(0, len(items), 5000):
+                repo.upsert_many(items[start:start + 5000])
+        finally:
+            store.close()
+    return uri
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], int]:
+    """Latencies from the scheduled time (ms), server-side search times (ms), errors."""
+    lat: list[float] = []
+    took: list[float] = []
+    errors = [0]
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def one(at: float, n: int, text: str) -> None:
+            try:
+                r = await client.post("/v1/search", json={"query": text, "anonymous_id": f"a{n % 500}", "k": 10,
+                                                          "explain": True})
+            except httpx.HTTPError:
+                errors[0] += 1
+                return
+            lat.append((time.perf_counter() - at) * 1000)
+            if r.status_code != 200:
+                errors[0] += 1
+            else:
+                took.append(float(r.json().get("explain", {}).get("took_ms", float("nan"))))
+
+        tasks = []
+        for n, text in enumerate(texts):
+            at = start + n / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(at, n, text)))
+        await asyncio.gather(*tasks)
+    return lat, took, errors[0]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--items", type=int, default=100_000)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--item-encoder", default="hashing", choices=[MINILM, "hashing"])
+    p.add_argument("--query-encoder", default=MINILM, choices=[MINILM, "hashing"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store-dir", type=Path, default=None, help="keep the built store here (default: a temp dir)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shopkeep-search-") as tmp:
+        t0 = time.perf_counter()
+        uri = store_for(args.store_dir or Path(tmp), args.items, args.seed)
+        print(f"store ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
+        env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SEARCH_ENCODER=args.item_encoder,
+                   SHOPKEEP_SEARCH_QUERY_ENCODER=args.query_encoder)
+        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed in finally
+        proc = subprocess.Popen([sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--host",
+                                 "127.0.0.1", "--port", str(port), "--no-auth", "--watch", "0"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, 900.0, proc)
+            t1 = time.perf_counter()
+            warm = httpx.post(f"{base}/v1/search", json={"query": "warm up the index", "anonymous_id": "w"},
+                              timeout=3600.0)
+            warm.raise_for_status()
+            index_s = time.perf_counter() - t1
+            texts = queries(int(args.rate * args.duration), args.seed)
+            load_before = os.getloadavg()[0]
+            lat, took, errors = asyncio.run(open_loop(base, texts, args.rate))
+            load_after = os.getloadavg()[0]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+            tail = (Path(tmp) / "server.log").read_text(errors="replace").splitlines()[-10:]
+            if any("Traceback" in line or "Error" in line for line in tail):
+                print("server log (tail):", *tail, sep="\n", file=sys.stderr)
+    rows = [
+        ("hardware", hardware_summary() + " (load generator on the same machine)"),
+        ("service", f"{args.items:,} items, 1 worker, SQLite store; item vectors {args.item_encoder}, "
+                    f"queries {args.query_encoder} (cold: every query text new)"),
+        ("index build", f"{index_s:.1f} s (first search: BM25 + attribute columns + vector index)"),
+        ("load", f"{len(texts)} requests at {args.rate:.0f}/s open loop; 1-min load average "
+                 f"{load_before:.1f} before, {load_after:.1f} after"),
+        ("POST /v1/search", f"p50 {_pct(lat, 0.5):.1f} ms, p95 {_pct(lat, 0.95):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms "
+                            f"from schedule; {errors} errors"),
+        ("server search", f"p50 {_pct(took, 0.5):.1f} ms, p95 {_pct(took, 0.95):.1f} ms (explain.took_ms: after "
+                          f"the query embedding, parse to hits)"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"shopkeep search_load ({datetime.now(UTC):%Y-%m-%d})")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
