@@ -181,7 +181,7 @@ def apply_ops(policy: Mapping[str, Any], strategies: Mapping[str, Any],
 
 
 # -- the watchers ------------------------------------------------------------------------------
-def _recent_sales(store: Store, since_ms: int) -> dict[str, int]:
+def _recent_sales(store: Store, since_ms: int, until_ms: int) -> dict[str, int]:
     units: dict[str, int] = defaultdict(int)
     after = 0
     while True:
@@ -190,7 +190,7 @@ def _recent_sales(store: Store, since_ms: int) -> dict[str, int]:
             return dict(units)
         after = page[-1].seq
         for rec in page:
-            if rec.ts_ms >= since_ms and '"purchase"' in rec.payload:
+            if since_ms <= rec.ts_ms <= until_ms and '"purchase"' in rec.payload:
                 ev = json.loads(rec.payload)
                 if ev.get("type") == "purchase" and ev.get("item_id"):
                     units[ev["item_id"]] += int(ev.get("quantity", 1))
@@ -199,7 +199,7 @@ def _recent_sales(store: Store, since_ms: int) -> dict[str, int]:
 def watch_stockouts(store: Store, items: Mapping[str, Mapping[str, int]], now_ms: int,
                     settings: OperatorSettings) -> list[Proposal]:
     """Items (id → inventory by location) whose stock covers < ``cover_days`` of recent sales."""
-    sold = _recent_sales(store, int(now_ms - settings.window_days * DAY_MS))
+    sold = _recent_sales(store, int(now_ms - settings.window_days * DAY_MS), now_ms)
     rows: list[dict[str, Any]] = []
     for item_id, n in sorted(sold.items()):
         stock = sum(max(0, v) for v in items.get(item_id, {}).values())
