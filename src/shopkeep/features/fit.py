@@ -341,8 +341,13 @@ class FitModel:
         spacing = min((b[0] - a[0] for a, b in itertools.pairwise(siblings) if b[0] > a[0]),
                       default=1.0)
         target = ref + steps * spacing
-        pick = min(siblings, key=lambda s: (abs(s[0] - target), s[0]), default=None)
-        suggested = pick[1] if pick is not None and abs(pick[0] - target) < spacing / 2 + 1e-9 else None
+        # the nearest size the product comes in, between the usual size and the target (never beyond)
+        lo, hi = min(ref, target) - spacing / 2, max(ref, target) + spacing / 2
+        pick = min((s for s in siblings if lo <= s[0] <= hi), key=lambda s: (abs(s[0] - target), s[0]), default=None)
+        suggested = pick[1] if pick is not None else None
+        if pick is not None and abs(pick[0] - target) > 1e-9 and steps:
+            target = pick[0]
+            steps = int(round((target - ref) / spacing))
         return FitAdvice(shopper, item_id, it.brand or None, size_label(it.ladder, ref), size_label(it.ladder, target),
                          suggested, off, steps, level, evidence, self._note(it, ref, target, steps, evidence))
 
