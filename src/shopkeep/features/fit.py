@@ -347,7 +347,7 @@ class FitModel:
         suggested = pick[1] if pick is not None else None
         if pick is not None and abs(pick[0] - target) > 1e-9 and steps:
             target = pick[0]
-            steps = int(round((target - ref) / spacing))
+            steps = round((target - ref) / spacing)
         return FitAdvice(shopper, item_id, it.brand or None, size_label(it.ladder, ref), size_label(it.ladder, target),
                          suggested, off, steps, level, evidence, self._note(it, ref, target, steps, evidence))
 
