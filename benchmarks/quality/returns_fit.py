@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=150)
     t0 = time.perf_counter()
     with console.status("validation store: choosing step_at"):
         step = choose_step(fit_store(args.items, args.shoppers, args.days, args.seed + 1000))
