@@ -216,6 +216,7 @@ class QueryParser:
         self.known_word = known_word or (lambda w: False)
         self._locations = [(loc, self._location_pattern(loc)) for loc in vocab.locations]
         self._size_key = next((k for k in vocab.value_keys if k == "size" or k.endswith("_size")), None)
+        self._fuzzy_memo: dict[str, str | None] = {}
 
     @staticmethod
     def _location_pattern(loc: str) -> str:
@@ -434,6 +435,14 @@ class QueryParser:
         return None
 
     def _fuzzy(self, tok: str) -> str | None:
+        if tok in self._fuzzy_memo:
+            return self._fuzzy_memo[tok]
+        found = self._fuzzy_scan(tok)
+        if len(self._fuzzy_memo) < 50_000:  # bounded: typos are few, but queries are unbounded
+            self._fuzzy_memo[tok] = found
+        return found
+
+    def _fuzzy_scan(self, tok: str) -> str | None:
         if len(tok) < 5 or tok in _FILLER or not tok.isalpha() or self.known_word(tok) or (tok,) in self.vocab.phrases:
             return None
         limit = 1 if len(tok) < 8 else 2
