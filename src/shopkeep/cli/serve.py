@@ -15,6 +15,8 @@ from typing import Any
 __all__ = ["LOOPBACK", "check_serve_args", "register", "run", "serve"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Seconds a worker may go without answering uvicorn's supervisor ping (startup included) before it is restarted.
+STARTUP_TIMEOUT_S = 300
 
 
 def register(sub: Any) -> None:
@@ -62,8 +64,12 @@ def serve(*, config_file: str | None, store: str, online: str, host: str, port: 
         os.environ["SHOPKEEP_CONFIG_FILE"] = config_file
     if api_keys is not None:
         os.environ["SHOPKEEP_SERVING__API_KEYS"] = api_keys
+    # uvicorn kills a worker that does not answer its supervisor's ping within timeout_worker_healthcheck
+    # (default 5 s): a worker loading a 100k-item catalog on a busy machine missed it and was killed and
+    # restarted, again and again; the engine loads in the worker before it serves, so allow for that.
     uvicorn.run("shopkeep.serving.asgi:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, loop="uvloop", http="httptools")
+                log_level="warning", access_log=False, loop="uvloop", http="httptools",
+                timeout_worker_healthcheck=STARTUP_TIMEOUT_S)
 
 
 def run(args: argparse.Namespace) -> int:
