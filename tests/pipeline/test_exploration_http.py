@@ -77,6 +77,7 @@ def test_propensities_lie_strictly_between_0_and_1_and_are_logged(service: Servi
         pdp = c.get("/v1/recommendations", params={"anonymous_id": "p-pdp", "surface": "pdp", "k": 5,
                                                    "item_id": service.snapshot.item_ids[3]}).json()
         assert [it["propensity"] for it in pdp["items"]] == [1.0] * len(pdp["items"])  # no exploration on pdp
+        assert c.get("/healthz").json()["ranker"] == "learned"
     assert explored < 20  # epsilon 0.05: nearly all slates are the ranked ones
     time.sleep(0.5)  # the slate log is written every 50 ms off the request path
     store = open_store(service.store_uri)

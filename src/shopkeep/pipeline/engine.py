@@ -432,6 +432,7 @@ class Engine:
         b = self._bindings
         return {"status": "ok", "items": int(np.count_nonzero(b.snapshot.active)), "artifacts": b.sources.version,
                 "policy_version": b.policy.version, "sources": sorted(b.sources.sources), "worker_pid": os.getpid(),
+                "ranker": b.ranker_info.get("kind"),
                 "started_at": self.started_at.isoformat().replace("+00:00", "Z")}
 
     def flush(self) -> None:
