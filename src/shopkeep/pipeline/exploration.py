@@ -90,14 +90,17 @@ class SlateExplorer:
 
     def _reserve(self, ranked: Sequence[ScoredItem], snapshot: CatalogSnapshot, mask: npt.NDArray[np.bool_],
                  taken: set[str]) -> list[ScoredItem]:
-        out: list[ScoredItem] = []
-        for s in ranked:
-            if len(out) >= self.config.pool_extra:
+        order = getattr(ranked, "indices", None)  # RankedArrays: build objects only for the picks
+        if order is None:
+            order = snapshot.indices([s.item_id for s in ranked])
+        ids, want = snapshot.item_ids, self.config.pool_extra
+        picks: list[int] = []
+        for j, i in enumerate(order.tolist()):
+            if len(picks) >= want:
                 break
-            i = snapshot.index.get(s.item_id, -1)
-            if i >= 0 and mask[i] and s.item_id not in taken:
-                out.append(s)
-        return out
+            if i >= 0 and mask[i] and ids[i] not in taken:
+                picks.append(j)
+        return [ranked[j] for j in picks]
 
     def explore(self, ctx: Context, chosen: Sequence[Chosen], ranked: Sequence[ScoredItem],
                 mask: npt.NDArray[np.bool_], snapshot: CatalogSnapshot) -> Explored:
