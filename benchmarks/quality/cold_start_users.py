@@ -51,6 +51,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cold_start_users.md"
 HS = (0, 1, 2)
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+MISS_WEIGHTS = (0.05, 0.2, 0.5)
+FUSION_WEIGHTS = (0.3, 1.0)
 GRID = [{"n_neighbors": n, "power": p} for n in (30, 100, 300) for p in (1.0, 2.0)]
 
 
@@ -94,6 +96,30 @@ def _models(train: Interactions, look: Mapping[str, float]) -> dict[str, Callabl
 
     return {"popularity": with_tie(pop), "segment_pop": with_tie(seg), "itemknn": with_tie(knn),
             "lookalike": with_tie(lk)}
+
+
+def rrf(first: F64, second: F64, weight: float, c: float = 60.0) -> F64:
+    """The engine's fusion of two sources (reciprocal rank, ``c = 60``): ``1/(c+r1+1) + weight/(c+r2+1)``
+    over each source's top 500 (as the engine asks each source for 500 candidates)."""
+    out = np.zeros_like(first)
+    for scores, w in ((first, 1.0), (second, weight)):
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :500]
+        rows = np.arange(scores.shape[0])[:, None]
+        out[rows, top] += w / (c + np.arange(500)[None, :] + 1)
+    return out + 1e-9 * first  # below the fused items, the first source's order
+
+
+def _fused(models: Mapping[str, Callable[[Sequence[I64]], F64]], h: int, split: Mapping[str, Sequence[Case]],
+           inputs_of: Callable[[Case], I64], targets_of: Callable[[Case], I64]) -> tuple[float, dict[str, F64]]:
+    """itemknn + lookalike fused as the engine fuses them; the lookalike weight chosen on validation."""
+    found: dict[float, dict[str, F64]] = {}
+    for part, cs in split.items():
+        inputs, targets = [inputs_of(c) for c in cs], [targets_of(c) for c in cs]
+        for w in FUSION_WEIGHTS:
+            fn = lambda hs, w=w: rrf(models["itemknn"](hs), models["lookalike"](hs), w)  # noqa: E731
+            found.setdefault(w, {})[part] = _batched(fn, inputs, targets)
+    best = max(FUSION_WEIGHTS, key=lambda w: float(found[w]["validation"].mean()))
+    return best, found[best]
 
 
 def _batched(fn: Callable[[Sequence[I64]], F64], inputs: Sequence[I64], targets: Sequence[I64]) -> F64:
@@ -141,7 +167,6 @@ def sim_part(seed: int, say: Callable[[str], None]) -> list[tuple[str, int, str,
         ((first_ctx.get(k, {}), int(i)) for k, r in zip(keys, role, strict=True) if r == 0 for i in arrays[k]),
         snap.n)
     facets = catalog_facets(snap)
-    elicitor = PreferenceElicitor()
 
     def cases(which: int) -> list[Case]:
         return [Case(arrays[k], arrays[k], first_ctx.get(k, {}),
@@ -153,8 +178,11 @@ def sim_part(seed: int, say: Callable[[str], None]) -> list[tuple[str, int, str,
     out: list[tuple[str, int, str, str]] = []
     best = _choose_lookalike(train, split["validation"], say)
     models = _models(train, best)
+    chosen: dict[int, float] = {}
+    fusion: dict[int, float] = {}
     for h in HS:
         res: dict[str, dict[str, F64]] = {}
+        elicited: dict[float, dict[str, F64]] = {}
         for part, cs in split.items():
             cs = [c for c in cs if len(c.items) > h]
             inputs, targets = [c.items[:h] for c in cs], [c.items[h:] for c in cs]
@@ -163,15 +191,25 @@ def sim_part(seed: int, say: Callable[[str], None]) -> list[tuple[str, int, str,
             if h == 0:
                 per["context_prior"] = ndcg10(ctx, inputs, targets)
             base = ctx if h == 0 else models["lookalike"](inputs)
-            label = "context_prior+elicitation" if h == 0 else "lookalike+elicitation"
-            weights = [elicitor.elicit(facets, base[r], c.answers)[1] for r, c in enumerate(cs)]
-            per[label] = ndcg10(np.stack(weights), inputs, targets)
+            for miss in MISS_WEIGHTS:
+                el = PreferenceElicitor(miss_weight=miss)
+                weights = [el.elicit(facets, base[r], c.answers)[1] for r, c in enumerate(cs)]
+                elicited.setdefault(miss, {})[part] = ndcg10(np.stack(weights), inputs, targets)
             for name, v in per.items():
                 res.setdefault(name, {})[part] = v
+        if h:
+            w, res["itemknn+lookalike (fused)"] = _fused(
+                models, h, {p: [c for c in cs if len(c.items) > h] for p, cs in split.items()},
+                lambda c, h=h: c.items[:h], lambda c, h=h: c.items[h:])
+            fusion[h] = w
+        chosen[h] = max(MISS_WEIGHTS, key=lambda m: float(elicited[m]["validation"].mean()))
+        res["context_prior+elicitation" if h == 0 else "lookalike+elicitation"] = elicited[chosen[h]]
         for name, parts in res.items():
             out.append((name, h, _ci(parts["validation"]), _ci(parts["test"])))
         say(f"simulator h={h} done")
     out.append(("(lookalike knobs chosen on validation)", -1, str(best), ""))
+    out.append(("(elicitation miss_weight per h, chosen on validation)", -1, str(chosen), ""))
+    out.append(("(lookalike fusion weight per h, chosen on validation)", -1, str(fusion), ""))
     return out
 
 
@@ -209,6 +247,7 @@ def beauty_part(data: Path, seed: int, say: Callable[[str], None]) -> list[tuple
     best = _choose_lookalike_last(train, split["validation"], say)
     models = _models(train, best)
     out = []
+    fusion: dict[int, float] = {}
     for h in HS:
         res: dict[str, dict[str, F64]] = {}
         for part, cs in split.items():
@@ -217,10 +256,14 @@ def beauty_part(data: Path, seed: int, say: Callable[[str], None]) -> list[tuple
             for name, fn in models.items():
                 if h or name != "itemknn":
                     res.setdefault(name, {})[part] = _batched(fn, inputs, targets)
+        if h:
+            fusion[h], res["itemknn+lookalike (fused)"] = _fused(
+                models, h, split, lambda c, h=h: c.items[len(c.items) - h:], lambda c: c.targets)
         for name, parts in res.items():
             out.append((name, h, _ci(parts["validation"]), _ci(parts["test"])))
         say(f"Beauty h={h} done")
     out.append(("(lookalike knobs chosen on validation)", -1, str(best), ""))
+    out.append(("(lookalike fusion weight per h, chosen on validation)", -1, str(fusion), ""))
     return out
 
 

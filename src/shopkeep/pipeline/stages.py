@@ -41,7 +41,7 @@ __all__ = ["SURFACES", "SourceSet", "build_sources", "item_text"]
 SURFACES = ("home", "pdp", "cart")
 #: Sources the home surface uses even without the retrieval defaults naming them.
 _EXTRA_WEIGHTS: Mapping[str, Mapping[str, float]] = {
-    "home": {"covisit": 0.5, "lookalike": 1.0, "stated": 1.0},
+    "home": {"covisit": 0.5, "lookalike": 0.3, "stated": 1.0},  # lookalike: chosen on Beauty validation
     "pdp": {"popular": 0.05},
     "cart": {"content": 0.3, "popular": 0.05},
 }
