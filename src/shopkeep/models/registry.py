@@ -50,6 +50,7 @@ __all__ = [
 MODELS: dict[str, str] = {
     "pop": "shopkeep.models.popularity:PopularityRecommender",
     "itemknn": "shopkeep.models.itemknn:ItemKNNRecommender",
+    "session_knn": "shopkeep.models.itemknn:SessionKNNRecommender",
     "als": "shopkeep.models.als:ALSRecommender",
     "segment_pop": "shopkeep.models.segment_pop:SegmentPopularityRecommender",
     "sasrec": "shopkeep.models.sasrec:SASRec",
@@ -63,9 +64,9 @@ MODELS: dict[str, str] = {
 
 #: The shipped default per protocol, chosen before the final test runs (benchmarks/quality/blend_NOTES.md):
 #: seqrec -> the SASRec + itemknn blend (its weight is picked on validation, w = 0 is itemknn alone, so it
-#: never validates below itemknn); sessions -> itemknn (SASRec over tens of thousands of session items does
-#: not train to convergence within the two-core time budget).
-BEST_MODELS: dict[str, str] = {"seqrec": "sasrec_knn", "sessions": "itemknn"}
+#: never validates below itemknn); sessions -> session_knn (itemknn + a repeat term; SASRec over tens of
+#: thousands of session items does not train to convergence within the two-core time budget).
+BEST_MODELS: dict[str, str] = {"seqrec": "sasrec_knn", "sessions": "session_knn"}
 #: What a model needs beyond the core install; without it, :func:`best_model` falls back to ``FALLBACK_MODEL``.
 _NEEDS_TORCH = frozenset({"sasrec", "sasrec_session", "sasrec_knn", "two_tower", "content_knn"})
 FALLBACK_MODEL = "itemknn"
@@ -76,7 +77,7 @@ def best_model(protocol: str) -> str:
     """The default model for ``protocol`` that can run here (torch-based ones need the ``ml`` extra).
 
     >>> best_model("sessions")
-    'itemknn'
+    'session_knn'
     """
     name = BEST_MODELS.get(protocol, FALLBACK_MODEL)
     if name in _NEEDS_TORCH and importlib.util.find_spec("torch") is None:
