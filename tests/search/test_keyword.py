@@ -81,3 +81,22 @@ def test_tokenizer_hyphens_plurals_accents() -> None:
     assert tokenize("Crèmes brushes glass") == ["creme", "brush", "glass"]
     with pytest.raises(ValidationError):
         KeywordIndex({})
+
+
+def test_postings_search_equals_the_sparse_product_on_a_random_corpus() -> None:
+    rng = np.random.default_rng(5)
+    vocab = [f"w{i}" for i in range(60)]
+    docs = [{"title": " ".join(rng.choice(vocab, size=rng.integers(1, 8))),
+             "body": " ".join(rng.choice(vocab, size=rng.integers(0, 20)))} for _ in range(400)]
+    idx = KeywordIndex({"title": 2.0, "body": 1.0})
+    idx.upsert([f"d{i}" for i in range(400)], docs)
+    mask = rng.random(400) < 0.6
+    for _ in range(30):
+        query = " ".join(rng.choice(vocab, size=rng.integers(1, 4)))
+        dense = idx.scores([query]).toarray()[0]
+        np.testing.assert_allclose(idx.score_rows(query), dense, rtol=1e-5)
+        found = idx.search([query], k=15, mask=mask)
+        allowed = np.where(mask & (dense > 0), dense, -np.inf)
+        best = np.lexsort((np.arange(400), -allowed))[: min(15, int(np.isfinite(allowed).sum()))]
+        np.testing.assert_allclose(found.scores[0], dense[best], rtol=1e-5)
+        assert set(found.rows[0].tolist()) <= set(np.flatnonzero(mask).tolist())
