@@ -18,6 +18,7 @@ from shopkeep.offers.elasticity import (
     load_orange_juice,
     naive_forecast,
 )
+from shopkeep.offers.priors import ElasticityPrior
 
 
 def _synthetic(true_own: float = -2.5, stores: int = 12, weeks: int = 60, seed: int = 0) -> OJPanel:
@@ -88,8 +89,13 @@ def test_orange_juice_elasticities_and_holdout(shared_data: Path) -> None:
     assert report.rmse_model < report.rmse_naive
 
 
-def test_cli_elasticity_json(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["offers", "elasticity", "--data", str(shared_data / "dominicks-bayesm"), "--json"]) == 0
+def test_cli_elasticity_json(shared_data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["offers", "elasticity", "--data", str(shared_data / "dominicks-bayesm"), "--json",
+                 "--save", str(tmp_path / "prior.json")]) == 0
     out = json.loads(capsys.readouterr().out)
+    prior = ElasticityPrior.load(tmp_path / "prior.json")
+    assert prior.version == out["saved_prior"]["version"] and len(prior.elasticities) == 11
+    assert prior.lookup("Tropicana Premium 64oz")[1] == "fitted: Tropicana Premium 64oz"
+    assert all(-5.5 <= e < 0 for e in prior.elasticities.values())
     assert {"elasticity", "ci_low", "ci_high"} <= set(out["brands"][0])
     assert out["out_of_sample"]["rmse_model"] < out["out_of_sample"]["rmse_naive"]
