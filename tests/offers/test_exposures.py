@@ -19,7 +19,7 @@ from shopkeep.offers.exposures import read_exposures, write_events
 from shopkeep.offers.guardrails import GuardrailState, ItemFacts, ShopperFacts
 from shopkeep.offers.priors import ElasticityPrior, prior_from_exposures
 from shopkeep.offers.simlog import log_documents, log_to_store
-from shopkeep.offers.simulation import default_rules
+from shopkeep.offers.simulation import default_rules, learn_from_log
 from shopkeep.offers.uplift import UpliftModel
 from shopkeep.pipeline.ingest import Ingestor
 from shopkeep.serving.app import create_app
@@ -157,3 +157,13 @@ def test_fit_command_stores_the_model_the_service_then_serves(tmp_path: Path,
         other = client.post("/v1/offers/decide", json={**body, "item": {**body["item"], "category": "toys"}}).json()
         assert other["elasticity_prior"].startswith("fallback -2.5: no fitted elasticity for 'toys'")
     assert main(["offers", "fit", "--store", f"sqlite:///{tmp_path}/empty.db"]) == 2
+
+
+def test_too_small_a_log_falls_back_on_the_constant_prior_and_says_so() -> None:
+    learned = learn_from_log(CONFIGS["responsive"], 0, 60)
+    assert learned.prior is None and learned.n_exposures == 180
+    feats = {"loyalty_member": 0.0, "deal_affinity": 1.0, "engagement": -1.0, "log_price": 3.0, "offers_seen": 0.0}
+    d = DecisionStack(learned.model, default_rules()).decide(
+        DecisionRequest(ShopperFacts("psk-1"), ItemFacts("item-1", Money(2000, "USD"), Money(900, "USD"),
+                                                         category="cat-1"), feats, Money(599, "USD")))
+    assert d.prior == "fallback -2.5: no elasticity prior fitted" and d.prior_version is None

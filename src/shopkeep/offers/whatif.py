@@ -83,7 +83,7 @@ def run_whatif(config: str = "responsive", seed: int = 0, *, margin_weights: Seq
             points.append(WhatIfPoint(float(w), cents, margin / 100, conv, spend / 100, violations))
     flagged = frontier(points)
     return {"config": config, "seed": seed, "n_log": n_log, "n_eval": n_eval,
-            "prior_version": learned.prior.version, "uplift_version": learned.model.version_,
+            "prior_version": learned.prior.version if learned.prior else None, "uplift_version": learned.model.version_,
             "points": [p.to_dict() for p in flagged],
             "frontier": [p.to_dict() for p in sorted((p for p in flagged if p.on_frontier),
                                                      key=lambda p: p.conversion)]}
