@@ -141,7 +141,8 @@ async def open_loop(client: httpx.AsyncClient, items: list[str], sessions: int, 
             r = await client.get("/v1/recommendations", params={"anonymous_id": f"bench-{session}",
                                                                 "session_id": f"bench-s{session}", "k": 10})
         except httpx.HTTPError as exc:  # a dropped connection is an error of the run, not its end
-            print(f"request {n}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            if errors[0] < 20:
+                print(f"request {n}: {type(exc).__name__}: {exc}", file=sys.stderr)
             errors[0] += 1
             return
         if r.status_code != 200:
@@ -179,17 +180,30 @@ async def event_to_visible(client: httpx.AsyncClient, items: list[str], trials: 
 
 
 async def run_load(base: str, items: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Warm-up, events, event -> visible, then each rate; a fresh client per phase (a saturated phase
+    leaves httpx's pool with connections the server closed, which starved the phases after it)."""
     limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits)
+
+    async with client() as c:
         for _ in range(50):  # warm-up
-            await client.get("/v1/recommendations", params={"anonymous_id": "warm", "k": 10})
-        eps, n_events = await events_throughput(client, items, args.sessions, args.events_seconds)
-        runs = []
-        for rate in args.rate:
-            load_before = os.getloadavg()[0]
-            lat, errors, posted = await open_loop(client, items, args.sessions, rate, args.duration, args.interleave)
-            runs.append({"rate": rate, "lat": lat, "errors": errors, "posted": posted, "load": load_before})
-        visible = await event_to_visible(client, items, 100)
+            await c.get("/v1/recommendations", params={"anonymous_id": "warm", "k": 10})
+        eps, n_events = await events_throughput(c, items, args.sessions, args.events_seconds)
+    print(f"POST /v1/events: {eps:,.0f} events/s", file=sys.stderr, flush=True)
+    async with client() as c:
+        visible = await event_to_visible(c, items, 100)
+    print(f"event -> visible: median {statistics.median(visible):.1f} ms", file=sys.stderr, flush=True)
+    runs = []
+    for rate in args.rate:
+        load_before = os.getloadavg()[0]
+        async with client() as c:
+            lat, errors, posted = await open_loop(c, items, args.sessions, rate, args.duration, args.interleave)
+        runs.append({"rate": rate, "lat": lat, "errors": errors, "posted": posted, "load": load_before})
+        print(f"GET @ {rate:.0f} req/s: p50 {_pct(lat, 0.5):.1f} / p95 {_pct(lat, 0.95):.1f} / p99 "
+              f"{_pct(lat, 0.99):.1f} ms, {len(lat)} answered, {errors} errors, load {load_before:.1f}",
+              file=sys.stderr, flush=True)
     return {"eps": eps, "n_events": n_events, "runs": runs, "visible": visible}
 
 
