@@ -122,6 +122,10 @@ def _decision_json(doc: Mapping[str, Any]) -> dict[str, Any]:
 _WHATIF_CACHE: dict[str, dict[str, Any]] = {}
 
 
+#: The defaults (4000 + 600 x 4 x 4 = 13,600) fit; the largest grids need a smaller n_eval.
+_WHATIF_MAX_WORK = 20_000
+
+
 def _whatif(body: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the what-if body and run it (cached: the result is a pure function of the body)."""
     import json
@@ -138,6 +142,10 @@ def _whatif(body: Mapping[str, Any]) -> dict[str, Any]:
     for name, val, low, top in (("seed", seed, 0, 10**6), ("n_eval", n_eval, 1, 2000), ("n_log", n_log, 100, 8000)):
         if type(val) is not int or not low <= val <= top:
             raise ValidationError(name, val, f"must be an integer {low}..{top}")
+    work = n_log + n_eval * len(weights) * len(budgets)
+    if work > _WHATIF_MAX_WORK:  # one request may not hold a worker thread for minutes of simulation
+        raise ValidationError("n_eval", n_eval, f"n_log + n_eval x margin_weights x budgets = {work} simulated "
+                              f"shoppers; at most {_WHATIF_MAX_WORK} per request")
     key = json.dumps([body.get("config", "responsive"), seed, weights, budgets, n_eval, n_log])
     if key not in _WHATIF_CACHE:
         report = run_whatif(str(body.get("config", "responsive")), seed, margin_weights=[float(w) for w in weights],
