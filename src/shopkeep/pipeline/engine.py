@@ -20,6 +20,11 @@ policy's slate is mixed with a random one from a small eligible pool, seeded per
 the same state reproduces the slate), so the logged propensities are exact and lie in (0, 1); pinned
 positions and surfaces without exploration log 1.0.
 
+Shared popularity: with a bus configured (``[bus] uri``) and the online state in Redis,
+``Engine.open`` reads the ``popular`` source's counts from the aggregates ``shopkeep worker`` keeps
+beside the online state (:class:`~shopkeep.pipeline.stages.SharedPopularSource`), so every API worker
+serves the same popularity; otherwise each process counts the events it ingests.
+
 Stages are swapped atomically: ``upsert_items`` builds a new catalog snapshot and source set
 (copy-on-write) and ``load_artifacts`` a new source set from a trained version; each request reads the
 current :class:`_Bindings` once, so a request in flight finishes on the version it started with.
@@ -45,6 +50,7 @@ from shopkeep.catalog.schema import item_to_dict, parse_item
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.config import Config
 from shopkeep.errors import ShopkeepError, ValidationError
+from shopkeep.events.bus_aggregates import SharedAggregates, open_aggregates
 from shopkeep.events.log import EVENTS_LOG, SlateRecord
 from shopkeep.events.schema import parse_event
 from shopkeep.features import FeatureConfig, SessionFeatures
@@ -145,8 +151,11 @@ class Engine:
     def __init__(self, store: Store, online: OnlineState, config: Config | None = None, *,
                  features: FeatureConfig | None = None, artifacts: LoadedArtifacts | None = None,
                  policy: PolicyStage | None = None, ranker: Ranker | None = None, log_slates: bool = True,
-                 policy_refresh_s: float = 2.0, retrieval_k: int = RETRIEVAL_K) -> None:
+                 policy_refresh_s: float = 2.0, retrieval_k: int = RETRIEVAL_K,
+                 aggregates: SharedAggregates | None = None) -> None:
         self.store = store
+        #: The shared aggregates popularity is read from (None: this process counts its own events).
+        self.aggregates = aggregates
         self.online = online
         self.config = config or Config()
         self._recorder = _AppendRecorder(store)
@@ -159,7 +168,7 @@ class Engine:
         start = time.perf_counter()
         snapshot = CatalogSnapshot.from_repository(self.catalog)
         popularity = read_popularity(artifacts.path) if artifacts is not None else None
-        sources = build_sources(snapshot, artifacts, popularity)
+        sources = build_sources(snapshot, artifacts, popularity, shared=aggregates)
         self._fixed_ranker = ranker is not None
         chosen_ranker, info = (ranker, {"kind": "learned" if ranker.learned else "non-learned", "reason": "given"}) \
             if ranker is not None else self._ranker_for(artifacts)
@@ -185,7 +194,13 @@ class Engine:
         root = Path(artifacts_dir or config.serving.artifacts_dir)
         found = latest_artifacts(root)
         loaded = load_artifacts(found) if found is not None else None
-        return cls(store, online, config, artifacts=loaded, log_slates=log_slates, retrieval_k=retrieval_k)
+        # with a bus, `shopkeep worker` keeps the popularity every API worker reads beside the online state
+        # (Redis; an in-process online state has no worker writing beside it, so counts stay local)
+        online_at = online_uri or config.storage.online_uri
+        shared = open_aggregates(online_at) if config.bus.uri and online_at.startswith(
+            ("redis://", "rediss://", "unix://")) else None
+        return cls(store, online, config, artifacts=loaded, log_slates=log_slates, retrieval_k=retrieval_k,
+                   aggregates=shared)
 
     # -- write path ---------------------------------------------------------------------------
     def ingest(self, raw_events: Sequence[Mapping[str, Any]]) -> IngestReport:
@@ -399,7 +414,7 @@ class Engine:
         ranker_info = None if self._fixed_ranker else self._ranker_for(loaded)
         with self._swap_lock:
             old = self._bindings
-            sources = build_sources(old.snapshot, loaded, popularity)
+            sources = build_sources(old.snapshot, loaded, popularity, shared=self.aggregates)
             self._bindings = replace(old, sources=sources) if ranker_info is None else replace(
                 old, sources=sources, ranker=ranker_info[0], ranker_info=ranker_info[1])
         log.info("engine now serves artifacts %s (%s ranker)", loaded.version,
@@ -432,7 +447,7 @@ class Engine:
         b = self._bindings
         return {"status": "ok", "items": int(np.count_nonzero(b.snapshot.active)), "artifacts": b.sources.version,
                 "policy_version": b.policy.version, "sources": sorted(b.sources.sources), "worker_pid": os.getpid(),
-                "ranker": b.ranker_info.get("kind"),
+                "ranker": b.ranker_info.get("kind"), "popularity": "shared" if self.aggregates else "local",
                 "started_at": self.started_at.isoformat().replace("+00:00", "Z")}
 
     def flush(self) -> None:
@@ -447,6 +462,8 @@ class Engine:
             self.slate_log.close()
         self.store.close()
         self.online.close()
+        if self.aggregates is not None:
+            self.aggregates.close()
 
     def __enter__(self) -> Engine:
         return self

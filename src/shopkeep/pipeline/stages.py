@@ -10,20 +10,28 @@ path; also the backfill), ``affinity`` (hot session affinities), ``content`` (ha
 category/attribute text vectors, computed for every item, so a new item is found at once),
 ``sequential`` and ``covisit`` (a trained itemknn or sasrec from the artifacts), ``lookalike`` (a trained
 lookalike model, fused only for shoppers with 0-2 interactions) and ``stated`` (zero-party preferences).
+
+With a bus configured, ``popular`` is a :class:`SharedPopularSource`: it reads the trend and all-time
+counts that ``shopkeep worker`` keeps in the shared aggregates (beside the online state) instead of
+counting the events this process happened to receive, so every API worker serves the same popularity.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.errors import StorageError
+from shopkeep.events.bus_aggregates import SharedAggregates
 from shopkeep.index import EXACT_BELOW, VectorIndex, cached_index
 from shopkeep.models.content import embed_texts
 from shopkeep.pipeline.artifacts import LoadedArtifacts
@@ -35,7 +43,9 @@ from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSou
 from shopkeep.retrieval.vectors import ContentSource
 from shopkeep.types import Event, Item
 
-__all__ = ["SURFACES", "SourceSet", "build_sources", "item_text"]
+__all__ = ["SURFACES", "SharedPopularSource", "SourceSet", "build_sources", "item_text"]
+
+log = logging.getLogger("shopkeep.engine")
 
 #: Surfaces the engine answers.
 SURFACES = ("home", "pdp", "cart")
@@ -93,6 +103,64 @@ class SourceSet:
         return _assemble(snapshot, self.artifacts, self.popular.with_snapshot(snapshot), index)
 
 
+class SharedPopularSource(PopularSource):
+    """:class:`PopularSource` over the shared aggregates: the ``top_n`` items by decayed trend and by
+    all-time total, read again at most every ``refresh_s`` seconds (so API workers agree within that).
+
+    :meth:`add` counts nothing: ``shopkeep worker`` folds the events in from the bus, exactly once. When
+    the aggregates cannot be read the last counts read stay in use (and the failure is logged).
+    """
+
+    def __init__(self, snapshot: CatalogSnapshot, aggregates: SharedAggregates, *, refresh_s: float = 1.0,
+                 top_n: int = 5000, **kwargs: Any) -> None:
+        super().__init__(snapshot, **kwargs)
+        self.aggregates = aggregates
+        self.refresh_s = refresh_s
+        self.top_n = top_n
+        self._read_at = -float("inf")
+        self._read_lock = threading.Lock()
+
+    def add(self, events: Iterable[Event]) -> Self:
+        """Nothing to fold in here: the shared counts are the worker's."""
+        return self
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Read the shared counts when ``refresh_s`` has passed (or ``force``); True when they were read."""
+        now = time.monotonic()
+        if not force and now - self._read_at < self.refresh_s:
+            return False
+        with self._read_lock:
+            if not force and now - self._read_at < self.refresh_s:
+                return False
+            self._read_at = now
+            now_ms = int(time.time() * 1000)
+            try:
+                trend = dict(self.aggregates.popular(self.top_n, trending=True, now_ms=now_ms))
+                total = dict(self.aggregates.popular(self.top_n, trending=False))
+            except StorageError as exc:
+                log.warning("shared popularity unreadable, keeping the last counts: %s", exc)
+                return False
+            # new tables: PopularSource rebuilds its dense arrays and scores from them
+            self.trend_, self.total_, self.ref_ms_ = trend, total, now_ms
+            self._changes += 1
+            self._scores = None
+            return True
+
+    def scores(self) -> npt.NDArray[np.float64]:
+        """:meth:`PopularSource.scores` over the shared counts (refreshed first when due)."""
+        self.refresh()
+        return super().scores()
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same shared counts over ``snapshot``."""
+        out = type(self)(snapshot, self.aggregates, refresh_s=self.refresh_s, top_n=self.top_n, name=self.name,
+                         half_life_hours=self.half_life_hours, global_weight=self.global_weight,
+                         event_weights=self.event_weights)
+        out.trend_, out.total_, out.ref_ms_ = dict(self.trend_), dict(self.total_), self.ref_ms_
+        out._read_at = self._read_at
+        return out
+
+
 def _model_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None) -> dict[str, CandidateSource]:
     out: dict[str, CandidateSource] = {}
     if artifacts is None:
@@ -133,11 +201,16 @@ def _prior(popular: PopularSource) -> npt.NDArray[np.float64]:
 
 def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None = None,
                   popular_counts: Mapping[str, Any] | None = None,
-                  events: Iterable[Event] = (), *, exact_below: int = EXACT_BELOW) -> SourceSet:
+                  events: Iterable[Event] = (), *, exact_below: int = EXACT_BELOW,
+                  shared: SharedAggregates | None = None, shared_refresh_s: float = 1.0) -> SourceSet:
     """Every source for ``snapshot``: content vectors for all items (HNSW from ``exact_below`` items;
     with artifacts, the built index is cached next to them and reused while the item texts are the
-    same), popularity from ``popular_counts`` (saved by training) and/or ``events``, the trained models
-    of ``artifacts``."""
+    same), popularity from ``popular_counts`` (saved by training) and/or ``events`` -- or, with
+    ``shared`` aggregates, from those (read every ``shared_refresh_s``) -- and the trained models of
+    ``artifacts``."""
+    if shared is not None:
+        popular: PopularSource = SharedPopularSource(snapshot, shared, refresh_s=shared_refresh_s)
+        return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below))
     popular = PopularSource(snapshot)
     if popular_counts:
         popular.trend_ = {str(k): float(v) for k, v in popular_counts.get("trend", {}).items()}
@@ -145,13 +218,18 @@ def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None =
         ref = popular_counts.get("ref_ms")
         popular.ref_ms_ = int(ref) if ref is not None else None
     popular.add(events)
-    index = None
-    if snapshot.n:
-        texts = [item_text(it) for it in snapshot.items]
-        key = hashlib.sha256("\0".join(f"{i}\0{t}" for i, t in zip(snapshot.item_ids, texts, strict=True))
-                             .encode()).hexdigest()
-        cache = artifacts.path.parent / ".content-index" if artifacts is not None else None
-        index = cached_index(key, cache, lambda: (snapshot.item_ids, embed_texts(texts, encoder="hashing",
-                                                                                 cache_dir=None)),
-                             "cosine", n_items=snapshot.n, exact_below=exact_below)
-    return _assemble(snapshot, artifacts, popular, index)
+    return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below))
+
+
+def _content_index(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None,
+                   exact_below: int) -> VectorIndex | None:
+    """Content vectors of every item, cached next to the artifacts while the item texts are the same."""
+    if not snapshot.n:
+        return None
+    texts = [item_text(it) for it in snapshot.items]
+    key = hashlib.sha256("\0".join(f"{i}\0{t}" for i, t in zip(snapshot.item_ids, texts, strict=True))
+                         .encode()).hexdigest()
+    cache = artifacts.path.parent / ".content-index" if artifacts is not None else None
+    return cached_index(key, cache, lambda: (snapshot.item_ids, embed_texts(texts, encoder="hashing",
+                                                                             cache_dir=None)),
+                        "cosine", n_items=snapshot.n, exact_below=exact_below)
