@@ -140,6 +140,11 @@ def test_sessions_truncation_and_p_at_k() -> None:
     assert set(result.metrics) >= {"p@20", "mrr@20", "hr@1", "coverage@20"}
     assert result.metrics["p@1"] == 0.5  # label 5 follows 4 ("the next id"), label 3 after 3 does not
     assert result.truncate == 1
+    # both test inputs are cut to one item: one bucket holding both cases, with the same metrics
+    assert set(result.by_input_length) == {"1"}
+    assert result.by_input_length["1"]["cases"] == 2.0 and result.by_input_length["1"]["p@1"] == 0.5
+    untruncated = evaluate(Recorder(), _sessions(), ks=(1, 20))
+    assert {k: v["cases"] for k, v in untruncated.by_input_length.items()} == {"1": 1.0, "2": 1.0}
 
 
 def test_cli_prints_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

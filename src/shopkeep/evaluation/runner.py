@@ -69,6 +69,7 @@ class EvalResult:
     truncate: int | None = None
     refit_on_validation: bool = False
     versions: dict[str, str] = field(default_factory=dict)
+    by_input_length: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-able form: test metrics at the top level, validation metrics nested."""
@@ -154,14 +155,36 @@ def rank_cases(
     return ranks, top
 
 
+#: Input-length buckets reported beside the test metrics (issue #3: prefixes 1, 2, 3-5, 6+).
+LENGTH_BUCKETS: tuple[tuple[str, int, int], ...] = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, 1 << 30))
+
+
+def metrics_by_length(
+    ranks: np.ndarray, lengths: np.ndarray, ks: Sequence[int], *, sessions: bool
+) -> dict[str, dict[str, float]]:
+    """``metric_table`` per input-length bucket of :data:`LENGTH_BUCKETS`, with each bucket's ``cases``.
+
+    >>> out = metrics_by_length(np.array([0, 5, 30]), np.array([1, 2, 7]), [20], sessions=True)
+    >>> out["1"]["p@20"], out["6+"]["p@20"], out["6+"]["cases"], "3-5" in out
+    (1.0, 0.0, 1.0, False)
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name, lo, hi in LENGTH_BUCKETS:
+        pick = (lengths >= lo) & (lengths <= hi)
+        if pick.any():
+            out[name] = {**metric_table(ranks[pick], ks, sessions=sessions), "cases": float(pick.sum())}
+    return out
+
+
 def _metrics(
     model: SequentialRecommender, cases: Cases, ks: Sequence[int], sessions: bool, progress: Progress | None, phase: str
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     ranks, top = rank_cases(model, cases, coverage_k=max(ks), progress=progress, phase=phase)
     out = metric_table(ranks, ks, sessions=sessions)
     for k in ks:
         out[f"coverage@{k}"] = catalog_coverage(top[:, :k], cases.n_items)
-    return out
+    lengths = np.fromiter((len(h) for h in cases.histories), dtype=np.int64, count=len(cases))
+    return out, metrics_by_length(ranks, lengths, ks, sessions=sessions)
 
 
 def make_validate_fn(cases: Cases, protocol: ProtocolName) -> ValidateFn:
@@ -226,7 +249,7 @@ def run_evaluation(
     start = time.perf_counter()
     model.fit(split.fit_train, validate=make_validate_fn(validation, proto) if len(validation) else None)
     train_seconds = time.perf_counter() - start
-    val_metrics = _metrics(model, validation, ks, sessions, progress, "validation") if len(validation) else {}
+    val_metrics = _metrics(model, validation, ks, sessions, progress, "validation")[0] if len(validation) else {}
     refit = bool(getattr(model, "refit_on_validation", False))
     if refit:
         start = time.perf_counter()
@@ -238,7 +261,7 @@ def run_evaluation(
             model = type(model)(**model.get_config()).fit(split.refit_train)
         train_seconds += time.perf_counter() - start
     start = time.perf_counter()
-    test_metrics = _metrics(model, test, ks, sessions, progress, "test")
+    test_metrics, by_length = _metrics(model, test, ks, sessions, progress, "test")
     eval_seconds = time.perf_counter() - start
     config = model.get_config()
     result = EvalResult(
@@ -258,5 +281,6 @@ def run_evaluation(
         truncate=truncate,
         refit_on_validation=refit,
         versions=_versions(),
+        by_input_length=by_length,
     )
     return result, model
