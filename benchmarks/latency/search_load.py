@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,11 +74,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], int]:
-    """Latencies from the scheduled time (ms), server-side search times (ms), errors."""
+async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], Counter[str]]:
+    """Latencies from the scheduled time (ms), server-side search times (ms), errors by kind."""
     lat: list[float] = []
     took: list[float] = []
-    errors = [0]
+    errors: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
         start = time.perf_counter()
@@ -86,12 +87,12 @@ async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[floa
             try:
                 r = await client.post("/v1/search", json={"query": text, "anonymous_id": f"a{n % 500}", "k": 10,
                                                           "explain": True})
-            except httpx.HTTPError:
-                errors[0] += 1
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] += 1
                 return
             lat.append((time.perf_counter() - at) * 1000)
             if r.status_code != 200:
-                errors[0] += 1
+                errors[f"HTTP {r.status_code}"] += 1
             else:
                 took.append(float(r.json().get("explain", {}).get("took_ms", float("nan"))))
 
@@ -103,7 +104,7 @@ async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[floa
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(at, n, text)))
         await asyncio.gather(*tasks)
-    return lat, took, errors[0]
+    return lat, took, errors
 
 
 def main() -> int:
@@ -155,7 +156,7 @@ def main() -> int:
         ("load", f"{len(texts)} requests at {args.rate:.0f}/s open loop; 1-min load average "
                  f"{load_before:.1f} before, {load_after:.1f} after"),
         ("POST /v1/search", f"p50 {_pct(lat, 0.5):.1f} ms, p95 {_pct(lat, 0.95):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms "
-                            f"from schedule; {errors} errors"),
+                            f"from schedule; errors {dict(errors) or 0}"),
         ("server search", f"p50 {_pct(took, 0.5):.1f} ms, p95 {_pct(took, 0.95):.1f} ms (explain.took_ms: after "
                           f"the query embedding, parse to hits)"),
     ]
