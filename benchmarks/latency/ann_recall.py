@@ -167,6 +167,7 @@ def main() -> int:
     p.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--threads", type=int, default=None, help="faiss build threads (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--use-queries", type=int, default=None, help="use only the first N cached queries")
     args = p.parse_args()
     if not args.data.is_dir():
         print(f"no Diginetica split at {args.data}", file=sys.stderr)
@@ -176,6 +177,9 @@ def main() -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task("training the two-tower model on Diginetica (or reading the cache)", total=None)
         items, queries, note = trained_vectors(args.data, args.work_dir, args)
+        if args.use_queries is not None:
+            queries = queries[: args.use_queries]
+            note += f" (the first {len(queries):,} used)"
         progress.remove_task(task)
         rows = [r for size in args.sizes for r in run_size(size, items, queries, args, progress)]
     print(f"shopkeep ann_recall ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
