@@ -94,7 +94,8 @@ def test_production_decisions_with_a_randomized_arm_become_exposures(tmp_path: P
             assert e.action == action and e.propensity == propensity and 0 < propensity < 1
             assert e.group == "juice"
         bought = [e for e in got if e.outcome.focal]
-        assert bought and all(e.outcome.focal_contribution == int(4000 * e.price_ratio) - 2000 for e in bought)
+        assert bought and all(e.outcome.focal_contribution == round(4000 * e.price_ratio) - 2000
+                              - (599 if e.action == "free_shipping" else 0) for e in bought)
         assert {e.action for e in read_exposures(store, arm="greedy")} <= {a for _, _, a in arms.values()}
     finally:
         store.close()
