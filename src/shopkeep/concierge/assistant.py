@@ -10,7 +10,9 @@ answered is checked again against every stated constraint, and when nothing sati
 concierge names the constraint to drop instead of showing products that break one. Reasons quote the
 item's own data (attributes, price, stock, rating). With the shopper's consent (a profile whose
 ``consent.personalization`` is on) stated skin type, exclusions and budget are saved as zero-party
-preferences. No language model is involved.
+preferences. No language model is involved. With a ``fit`` function (the engine's returns-aware fit
+model), a sized product's reasons end with the shopper's fit note ("this brand runs small: your usual
+9 → 9.5").
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ _INTRO = "Hi, I'm shopkeep's automated shopping assistant (not a person). "
 ViewFn = Callable[[], tuple[Searcher, SearchPolicy | None]]
 ContextFn = Callable[[str | None, str | None, str | None], Context | None]
 RecommendFn = Callable[[str | None, str | None, int], Sequence[str]]
+#: (user_id, anonymous_id, item_id) -> the shopper's fit note for the item, or None.
+FitNoteFn = Callable[[str | None, str | None, str], str | None]
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class Concierge:
     def __init__(self, store: DocumentStore, view: ViewFn, *, profiles: ProfileRepository | None = None,
                  context: ContextFn | None = None, recommend: RecommendFn | None = None,
                  selector: QuestionSelector | None = None, ask: str = "gain", k: int = 5,
-                 phraser: LLMPhraser | str | None = "env") -> None:
+                 phraser: LLMPhraser | str | None = "env", fit: FitNoteFn | None = None) -> None:
         if ask not in ASK_POLICIES:
             raise ValidationError("ask", ask, f"must be one of {', '.join(ASK_POLICIES)}")
         self.store = store
@@ -130,6 +134,7 @@ class Concierge:
         self.k = k
         #: optional model phrasing (off unless $SHOPKEEP_CONCIERGE_LLM_URL is set or a phraser is given)
         self.phraser = LLMPhraser.from_env() if phraser == "env" else phraser
+        self.fit = fit
 
     # -- state ---------------------------------------------------------------------------------
     def state(self, conversation_id: str) -> dict[str, Any]:
@@ -228,7 +233,7 @@ class Concierge:
         snap = searcher.snapshot_
         base = policy.eligibility(snap, ctx) if policy is not None and ctx is not None else snap.active.copy()
         if exact is not None and base[snap.index[exact]]:
-            product = self._product(searcher, snap, snap.index[exact], [], msg.store)
+            product = self._product(searcher, snap, snap.index[exact], [], msg)
             return _Outcome("Here it is.", (product,))
         if not slots and not text:
             return self._recommend(searcher, snap, base, msg)
@@ -274,22 +279,24 @@ class Concierge:
             i = snap.index.get(hit.item_id, -1)
             if i < 0 or not mask[i] or res.relaxed:
                 continue  # the guard: never answer an item that breaks a stated constraint
-            out.append(self._product(searcher, snap, i, slots, msg.store, hit.price_minor))
+            out.append(self._product(searcher, snap, i, slots, msg, hit.price_minor))
             if len(out) >= self.k:
                 break
         if len(out) < self.k:  # the search ranked too few of the matches: fill from the mask by rating
             seen = {p.item_id for p in out}
             rows = [r for r in np.flatnonzero(mask).tolist() if snap.item_ids[r] not in seen]
             rows.sort(key=lambda r: -float(np.nan_to_num(snap.rating[r], nan=0.0)))
-            out += [self._product(searcher, snap, r, slots, msg.store) for r in rows[: self.k - len(out)]]
+            out += [self._product(searcher, snap, r, slots, msg) for r in rows[: self.k - len(out)]]
         return tuple(out)
 
     def _product(self, searcher: Searcher, snap: CatalogSnapshot, i: int, slots: Sequence[Constraint],
-                 store: str | None, price: int | None = None) -> ConciergeProduct:
+                 msg: ConciergeMessage, price: int | None = None) -> ConciergeProduct:
         it = snap.items[i]
         p = price if price is not None else (int(snap.price_minor[i]) if snap.price_minor[i] >= 0 else None)
+        note = self.fit(msg.user_id, msg.anonymous_id, it.item_id) if self.fit is not None else None
         return ConciergeProduct(it.item_id, it.title, p, snap.currency,
-                                reasons_for(it, searcher.table_.attributes(i), slots, snap.currency, store, p))
+                                reasons_for(it, searcher.table_.attributes(i), slots, snap.currency, msg.store, p,
+                                            fit_note=note))
 
     def _recommend(self, searcher: Searcher, snap: CatalogSnapshot, base: Mask,
                    msg: ConciergeMessage) -> _Outcome:
@@ -297,7 +304,7 @@ class Concierge:
             return _Outcome("What are you shopping for? Tell me the product, your budget and any must-haves.", ())
         ids = [i for i in self.recommend(msg.user_id, msg.anonymous_id, self.k) if i in snap.index]
         rows = [snap.index[i] for i in ids if base[snap.index[i]]]
-        products = tuple(self._product(searcher, snap, r, [], msg.store) for r in rows[: self.k])
+        products = tuple(self._product(searcher, snap, r, [], msg) for r in rows[: self.k])
         return _Outcome("Here are some picks for you. Tell me what you are looking for to narrow them down.",
                         products)
 

@@ -54,8 +54,9 @@ def _availability(it: Item, store: str | None, pickup: bool) -> str:
 
 
 def reasons_for(it: Item, attrs: Mapping[str, AttributeValue], slots: Sequence[Constraint], currency: str,
-                store: str | None, price: int | None) -> tuple[str, ...]:
-    """Why ``it`` answers the stated ``slots``: one reason per constraint, then price, rating, stock."""
+                store: str | None, price: int | None, *, fit_note: str | None = None) -> tuple[str, ...]:
+    """Why ``it`` answers the stated ``slots``: one reason per constraint, then price, rating, stock, and
+    the shopper's ``fit_note`` (from the returns-aware fit model) when there is one."""
     out: list[str] = []
     for c in slots:
         why = _constraint_reason(it, attrs, c, currency, store, price)
@@ -67,4 +68,6 @@ def reasons_for(it: Item, attrs: Mapping[str, AttributeValue], slots: Sequence[C
         out.append(f"rated {it.rating_avg:.1f}/5 by {it.rating_count} reviewers")
     if not any(c.kind == "availability" for c in slots):
         out.append(_availability(it, store, False))
+    if fit_note:
+        out.append(f"fit: {fit_note}")
     return tuple(out)

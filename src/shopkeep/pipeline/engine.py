@@ -25,6 +25,11 @@ Shared popularity: with a bus configured (``[bus] uri``) and the online state in
 beside the online state (:class:`~shopkeep.pipeline.stages.SharedPopularSource`), so every API worker
 serves the same popularity; otherwise each process counts the events it ingests.
 
+Returns-aware fit (:class:`~shopkeep.pipeline.fit_stage.FitStage`): built at start from the event log's
+purchases and returns, updated on ingest. When a served item has size variants and the shopper's usual
+size is known, the slate shows the variant in the suggested size (when it is eligible) and the item's
+``reasons`` and ``fit`` (and ``explain``) carry the fit note and its evidence.
+
 Stages are swapped atomically: ``upsert_items`` builds a new catalog snapshot and source set
 (copy-on-write) and ``load_artifacts`` a new source set from a trained version; each request reads the
 current :class:`_Bindings` once, so a request in flight finishes on the version it started with.
@@ -64,6 +69,7 @@ from shopkeep.pipeline.artifacts import (
     read_popularity,
 )
 from shopkeep.pipeline.exploration import Explored, SlateExplorer
+from shopkeep.pipeline.fit_stage import FitStage
 from shopkeep.pipeline.ingest import Ingestor, IngestReport
 from shopkeep.pipeline.policy_stage import PolicyStage, default_policy_stage
 from shopkeep.pipeline.slatelog import SlateLogger
@@ -96,6 +102,8 @@ class SlateItem:
     sources: tuple[str, ...]
     propensity: float
     reasons: tuple[str, ...]
+    #: The size advice behind a shown variant (``FitAdvice.to_dict()`` + ``variant_of``), None without one.
+    fit: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +187,7 @@ class Engine:
         self.retrieval_k = retrieval_k
         self._policy_checked = time.monotonic()
         self.features = SessionFeatures(online, lambda: self._bindings.snapshot, features)
+        self.fit = FitStage(store).fit(snapshot.items)
         self.slate_log = SlateLogger(store) if log_slates else None
         self.started_at = datetime.now(UTC)
         log.info("engine ready: %d items, artifacts %s, %.2f s", snapshot.n, sources.version,
@@ -218,6 +227,7 @@ class Engine:
             fresh = [e for e in events if e.event_id in inserted]
             if fresh:
                 self._bindings.sources.add_events(fresh)
+                self.fit.update(fresh)
         return report
 
     @staticmethod
@@ -238,6 +248,7 @@ class Engine:
     def recommend_many(self, requests: Sequence[ContextRequest]) -> list[Slate]:
         """Slates for a batch of requests: one retrieval call for all of them."""
         self._refresh_policy()
+        self.fit.catch_up()
         bindings = self._bindings  # read once: a swap during this call does not affect it
         for i, req in enumerate(requests):
             if req.user_id is None and req.anonymous_id is None:
@@ -306,22 +317,53 @@ class Engine:
         chosen, trace = bindings.policy.apply(ctx, ranked, bindings.snapshot)
         snap = bindings.snapshot
         served = self.explorer.explore(ctx, chosen, ranked, mask, snap)
+        served, fits = self._fit_variants(ctx, served, mask, snap)
         items = []
         for pos, (ch, prop) in enumerate(zip(served.items, served.propensities, strict=True)):
             i = snap.index[ch.item_id]
             price = ch.display_price_minor if ch.display_price_minor is not None else int(snap.price_minor[i])
             money = Money(price, snap.currency) if price >= 0 and snap.currency else None
             items.append(SlateItem(ch.item_id, round(float(ch.score), 6), money, pos, tuple(sorted(ch.sources)),
-                                   prop, tuple(ch.reasons)))
+                                   prop, tuple(ch.reasons), fits.get(ch.item_id)))
         trace_id = uuid.uuid4().hex
         fused = self._fused_of(cands, {ch.item_id for ch in served.items}, snap)
-        explain = self._explain(bindings, ctx, len(cands), served, fused, trace) if ctx.request.explain else None
+        explain = self._explain(bindings, ctx, len(cands), served, fused, trace, fits) \
+            if ctx.request.explain else None
         log = {"candidates": [[ch.item_id, *fused.get(ch.item_id, (0.0, len(cands))),
                                {s: [float(v[0]), int(v[1])] for s, v in sorted(ch.sources.items())}]
                               for ch in served.items],
                "explore": served.info, "ranker": bindings.ranker_info.get("kind"),
                "objective": bindings.ranker.objective.to_dict(), "policy_version": bindings.policy.version}
         return Slate(trace_id, ctx.surface, tuple(items), explain, bindings.sources.version, log)
+
+    def _fit_variants(self, ctx: Context, served: Explored, mask: Any,
+                      snap: CatalogSnapshot) -> tuple[Explored, dict[str, dict[str, Any]]]:
+        """``served`` with each sized item replaced by its variant in the size the fit model suggests
+        (when that variant is eligible and not shown already) and the fit note added to its reasons;
+        and the advice per shown item id."""
+        if not ctx.personalize or (ctx.user_id is None and ctx.anonymous_id is None):
+            return served, {}
+        advice = self.fit.advise_many(ctx.user_id, ctx.anonymous_id, [ch.item_id for ch in served.items])
+        if not advice:
+            return served, {}
+        shown = {ch.item_id for ch in served.items}
+        items, fits = [], {}
+        for ch in served.items:
+            found = advice.get(ch.item_id)
+            if found is None:
+                items.append(ch)
+                continue
+            variant = found.suggested_item_id
+            j = snap.index.get(variant) if variant is not None else None
+            if variant is not None and variant != ch.item_id and j is not None and bool(mask[j]) \
+                    and variant not in shown:
+                shown.add(variant)
+                price = int(snap.price_minor[j])
+                ch = replace(ch, item_id=variant, display_price_minor=price if price >= 0 else None)
+            ch = replace(ch, reasons=(*ch.reasons, f"fit: {found.note}"))
+            fits[ch.item_id] = {**found.to_dict(), "variant_of": found.item_id}
+            items.append(ch)
+        return replace(served, items=tuple(items)), fits
 
     @staticmethod
     def _fused_of(cands: Sequence[FusedCandidate], wanted: set[str],
@@ -336,7 +378,8 @@ class Engine:
 
     @staticmethod
     def _explain(bindings: _Bindings, ctx: Context, n_candidates: int, served: Explored,
-                 fused: Mapping[str, tuple[float, int]], trace: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+                 fused: Mapping[str, tuple[float, int]], trace: Sequence[Mapping[str, Any]],
+                 fits: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
         return {
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
@@ -348,7 +391,8 @@ class Engine:
                        "fused_score": fused[ch.item_id][0] if ch.item_id in fused else None,
                        "propensity": p,
                        "sources": {s: {"score": sc, "rank": rk} for s, (sc, rk) in sorted(ch.sources.items())},
-                       "reasons": list(ch.reasons)} for ch, p in zip(served.items, served.propensities, strict=True)],
+                       "reasons": list(ch.reasons), "fit": fits.get(ch.item_id)}
+                      for ch, p in zip(served.items, served.propensities, strict=True)],
             "rules": list(trace),
         }
 
@@ -372,6 +416,7 @@ class Engine:
             result = self.catalog.upsert_many(items)
             changed = [it for it in items if it.item_id in set(result.inserted) | set(result.updated)]
             if changed:
+                self.fit.add_items(changed)
                 old = self._bindings
                 snapshot = old.snapshot.with_items(changed)
                 self._bindings = replace(old, sources=old.sources.with_items(changed, snapshot))

@@ -99,7 +99,8 @@ def slate_to_dict(slate: Slate) -> dict[str, Any]:
     out: dict[str, Any] = {
         "items": [{"item_id": it.item_id, "score": it.score,
                    "price": it.price.to_dict() if it.price is not None else None, "position": it.position,
-                   "sources": list(it.sources), "propensity": it.propensity, "reasons": list(it.reasons)}
+                   "sources": list(it.sources), "propensity": it.propensity, "reasons": list(it.reasons),
+                   **({"fit": it.fit} if it.fit is not None else {})}
                   for it in slate.items],
         "trace_id": slate.trace_id,
     }

@@ -52,7 +52,14 @@ def concierge_for(service: SearchService) -> Concierge:
         slate = engine.recommend(ContextRequest(surface="home", user_id=user_id, anonymous_id=anonymous_id, k=k))
         return [it.item_id for it in slate.items]
 
-    return Concierge(engine.store, view, profiles=engine.profiles, context=context, recommend=recommend)
+    def fit(user_id: str | None, anonymous_id: str | None, item_id: str) -> str | None:
+        profile = engine.profiles.get_many([user_id]).get(user_id) if user_id else None
+        if profile is not None and not profile.consent.personalization:
+            return None  # no consent: no advice drawn from the shopper's own purchases and returns
+        advice = engine.fit.advise(user_id, anonymous_id, item_id)
+        return advice.note if advice is not None else None
+
+    return Concierge(engine.store, view, profiles=engine.profiles, context=context, recommend=recommend, fit=fit)
 
 
 def reply_to_dict(r: ConciergeReply) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""Features wired into the serving path, over HTTP against one real ``shopkeep serve`` process on the
+synthetic store: returns-aware fit (recommendations and concierge)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tests.serving.conftest import Service, build_store, launch, stop
+
+from shopkeep.features.fit import size_position
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("wiring")
+    uri, artifacts, snapshot = build_store(folder, n_items=300, seed=3)
+    service = launch(folder, uri, artifacts, snapshot)
+    try:
+        yield service
+    finally:
+        stop(service.proc)
+
+
+def _ts(minutes_ago: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+
+
+def _post_events(svc: Service, events: list[dict[str, Any]]) -> None:
+    with svc.client(svc.admin) as c:
+        r = c.post("/v1/events", json={"events": events})
+    assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
+
+
+def _recs(svc: Service, **params: Any) -> dict[str, Any]:
+    with svc.client(svc.admin) as c:
+        r = c.get("/v1/recommendations", params={"k": 10, **params})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _in_stock(svc: Service, item_id: str) -> bool:
+    it = svc.snapshot.items[svc.snapshot.index[item_id]]
+    return it.active and sum(it.inventory.values()) > 0
+
+
+def _fit_case(svc: Service) -> tuple[str, list[str], str]:
+    """(an item of size u in product G, G's larger sizes, an item of size u of another product of the
+    same brand): every one in stock."""
+    groups: dict[tuple[str, str, str], list[tuple[float, str]]] = defaultdict(list)
+    for it in svc.snapshot.items:
+        pos = size_position(it.attributes.get("size"))
+        if pos is not None and it.group_id and it.brand and _in_stock(svc, it.item_id):
+            groups[(it.brand, pos[0], it.group_id)].append((pos[1], it.item_id))
+    for (brand, ladder, group), rows in sorted(groups.items()):
+        rows.sort()
+        for size, item in rows[:-1]:
+            bigger = [i for s, i in rows if s > size]
+            for (b2, l2, g2), other in sorted(groups.items()):
+                same = [i for s, i in other if s == size]
+                if (b2, l2) == (brand, ladder) and g2 != group and same:
+                    return item, bigger, same[0]
+    raise AssertionError("the synthetic store has no brand with two sized products sharing a size")
+
+
+def test_fit_shows_the_suggested_size_with_its_note_and_the_concierge_quotes_it(svc: Service) -> None:
+    pinned, bigger, kept = _fit_case(svc)
+    events: list[dict[str, Any]] = []
+    for j in range(12):  # the brand runs small: twelve shoppers returned the product as too small
+        events += [{"event_id": f"fit-p{j}", "type": "purchase", "timestamp": _ts(60 - j), "user_id": f"fit-u{j}",
+                    "item_id": pinned, "order_id": f"fit-o{j}", "quantity": 1},
+                   {"event_id": f"fit-r{j}", "type": "return", "timestamp": _ts(30 - j), "user_id": f"fit-u{j}",
+                    "item_id": pinned, "order_id": f"fit-o{j}", "reason": "too_small"}]
+    events.append({"event_id": "fit-mine", "type": "purchase", "timestamp": _ts(90), "user_id": "fit-shopper",
+                   "item_id": kept, "order_id": "fit-o-mine", "quantity": 1})  # kept: the usual size
+    _post_events(svc, events)
+    with svc.client(svc.admin) as c:
+        before = c.get("/v1/policies").json()
+        doc = {k: v for k, v in before.items() if k != "version"}
+        doc["rules"] = [*doc.get("rules", []), {"kind": "pin", "id": "pin-fit", "item_id": pinned, "position": 0}]
+        assert c.put("/v1/policies", json=doc).status_code == 200
+    try:
+        time.sleep(0.1)
+        stranger = _recs(svc, anonymous_id="fit-stranger")["items"][0]
+        assert stranger["item_id"] == pinned and "fit" not in stranger  # no usual size known: unchanged
+        got = _recs(svc, user_id="fit-shopper", explain="true")
+        first = got["items"][0]
+        assert first["item_id"] in bigger, (first, bigger)  # the variant in the suggested, larger size
+        assert first["fit"]["variant_of"] == pinned and first["fit"]["suggested_item_id"] == first["item_id"]
+        assert first["fit"]["steps"] > 0 and first["fit"]["evidence"]["brand_too_small"] >= 12
+        note = next(r for r in first["reasons"] if r.startswith("fit: "))
+        assert "runs small" in note and f"→ {first['fit']['suggested_size']}" in note
+        assert got["explain"]["items"][0]["fit"]["variant_of"] == pinned
+    finally:
+        with svc.client(svc.admin) as c:
+            restored = {k: v for k, v in before.items() if k != "version"}
+            assert c.put("/v1/policies", json=restored).status_code == 200
+    with svc.client(svc.admin) as c:
+        r = c.post("/v1/concierge/messages", json={"conversation_id": "c-fit", "message": pinned,
+                                                    "user_id": "fit-shopper"})
+        assert r.status_code == 200, r.text
+        products = r.json()["products"]
+        assert products and products[0]["item_id"] == pinned, r.json()
+        assert any(x.startswith("fit: ") and "runs small" in x for x in products[0]["reasons"]), products[0]
+        r = c.post("/v1/concierge/messages", json={"conversation_id": "c-fit-2", "message": pinned,
+                                                    "anonymous_id": "fit-nobody"})
+        assert not any(x.startswith("fit: ") for x in r.json()["products"][0]["reasons"])
