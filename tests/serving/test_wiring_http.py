@@ -1,5 +1,6 @@
 """Features wired into the serving path, over HTTP against one real ``shopkeep serve`` process on the
-synthetic store: returns-aware fit (recommendations and concierge)."""
+synthetic store: returns-aware fit (recommendations and concierge) and visit-context priors for shoppers
+with no history."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.serving.conftest import Service, build_store, launch, stop
 
@@ -110,3 +112,40 @@ def test_fit_shows_the_suggested_size_with_its_note_and_the_concierge_quotes_it(
         r = c.post("/v1/concierge/messages", json={"conversation_id": "c-fit-2", "message": pinned,
                                                     "anonymous_id": "fit-nobody"})
         assert not any(x.startswith("fit: ") for x in r.json()["products"][0]["reasons"])
+
+
+def _pick(svc: Service, department: str, n: int, rng: np.random.Generator) -> list[str]:
+    mask = svc.snapshot.category_mask(department)
+    ids = [svc.snapshot.item_ids[i] for i in np.flatnonzero(mask) if _in_stock(svc, svc.snapshot.item_ids[i])]
+    return [str(x) for x in rng.choice(ids, size=n, replace=False)]
+
+
+def _share(items: list[dict[str, Any]], wanted: set[str]) -> float:
+    return sum(it["item_id"] in wanted for it in items) / max(len(items), 1)
+
+
+def test_visit_context_steers_the_cold_start(svc: Service) -> None:
+    rng = np.random.default_rng(7)
+    departments = sorted({p[0] for p in svc.snapshot.category_paths if p})
+    spring, winter = _pick(svc, departments[0], 8, rng), _pick(svc, departments[-1], 8, rng)
+    events = []
+    for campaign, items in (("spring-sale", spring), ("winter-sale", winter)):
+        for j in range(30):  # equal volumes: plain popularity cannot tell the two sets apart
+            events += [{"event_id": f"ctx-{campaign}-{j}-{n}", "type": "view", "timestamp": _ts(20),
+                        "anonymous_id": f"ctx-{campaign}-{j}", "item_id": items[(j + n) % len(items)],
+                        "context": {"campaign": campaign, "device": "mobile"}} for n in range(3)]
+    _post_events(svc, events)
+    for mine, other, campaign in ((spring, winter, "spring-sale"), (winter, spring, "winter-sale")):
+        got = _recs(svc, anonymous_id=f"new-{campaign}", campaign=campaign.upper(), device="mobile", explain="true")
+        assert _share(got["items"], set(mine)) >= 0.5, (campaign, got["items"])
+        assert _share(got["items"], set(other)) <= 0.2
+        assert any("context" in it["sources"] for it in got["items"])
+    mobile = _recs(svc, anonymous_id="new-mobile", device="mobile")["items"]  # both sets came from mobile
+    assert abs(_share(mobile, set(spring)) - _share(mobile, set(winter))) <= 0.3  # no campaign: no side taken
+    plain = _recs(svc, anonymous_id="new-plain")["items"]
+    assert not any("context" in it["sources"] for it in plain)  # no visit context: the source is silent
+    with svc.client(svc.admin) as c:  # validated, and the error names the parameter
+        r = c.get("/v1/recommendations", params={"anonymous_id": "x", "device": "phone; drop"})
+        assert r.status_code == 422 and "device" in r.json()["error"]["message"]
+        r = c.get("/v1/recommendations", params={"anonymous_id": "x", "campaign": "c" * 65})
+        assert r.status_code == 422 and "campaign" in r.json()["error"]["message"]

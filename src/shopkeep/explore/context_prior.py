@@ -50,6 +50,7 @@ class ContextPrior:
         self.fields = tuple(fields)
         self.global_: F64 | None = None
         self.counts_: dict[tuple[str, str], F64] = {}
+        self.total_: F64 = np.zeros(0)
 
     def fit(self, rows: Iterable[tuple[Mapping[str, str], int]], n_items: int) -> Self:
         """Count ``(context, item index)`` interaction rows over ``n_items`` items."""
@@ -70,9 +71,37 @@ class ContextPrior:
                 value = ctx.get(f)
                 if value:
                     counts.setdefault((f, str(value).lower()), np.zeros(n_items))[item] += 1.0
+        self.total_ = total
         self.global_ = (total + 1e-9) / (total.sum() + 1e-9 * n_items)
         self.counts_ = counts
         return self
+
+    def update(self, rows: Iterable[tuple[Mapping[str, str], int]]) -> int:
+        """Fold more ``(context, item index)`` rows in (the write path); rows with an index outside the
+        fitted items are skipped. Returns how many rows counted."""
+        if self.global_ is None:
+            raise NotFittedError("ContextPrior is not fitted; call fit() first", {"model": "ContextPrior"})
+        n_items, counted = self.total_.size, 0
+        for ctx, item in rows:
+            if not 0 <= item < n_items:
+                continue
+            counted += 1
+            self.total_[item] += 1.0
+            for f in self.fields:
+                value = ctx.get(f)
+                if value:
+                    self.counts_.setdefault((f, str(value).lower()), np.zeros(n_items))[item] += 1.0
+        if counted:
+            self.global_ = (self.total_ + 1e-9) / (self.total_.sum() + 1e-9 * n_items)
+        return counted
+
+    def knows(self, context: Mapping[str, str]) -> bool:
+        """Whether any field value of ``context`` was seen in fitting (else the prior is plain popularity).
+
+        >>> ContextPrior().fit([({"device": "app"}, 0)], n_items=1).knows({"device": "APP"})
+        True
+        """
+        return any((f, str(v).lower()) in self.counts_ for f in self.fields if (v := context.get(f)))
 
     def scores(self, contexts: Sequence[Mapping[str, str]]) -> F64:
         """One row of prior scores (a distribution over items) per context."""

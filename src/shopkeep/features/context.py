@@ -52,6 +52,21 @@ class ContextRequest:
     k: int = 10
     explain: bool = False
     now: datetime | None = None
+    #: The visit's context (cold-start priors for shoppers with no history): device, referrer, campaign,
+    #: channel -- lower-case strings or None.
+    device: str | None = None
+    referrer: str | None = None
+    campaign: str | None = None
+    channel: str | None = None
+
+    def visit(self) -> dict[str, str]:
+        """The visit context fields that are set, lower-cased.
+
+        >>> ContextRequest(device="Mobile", campaign="spring").visit()
+        {'device': 'mobile', 'campaign': 'spring'}
+        """
+        return {f: v.strip().lower() for f in ("device", "referrer", "campaign", "channel")
+                if (v := getattr(self, f)) is not None and v.strip()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ from shopkeep.pipeline.ingest import Ingestor, IngestReport
 from shopkeep.pipeline.policy_stage import PolicyStage, default_policy_stage
 from shopkeep.pipeline.slatelog import SlateLogger
 from shopkeep.pipeline.stages import SourceSet, build_sources
+from shopkeep.pipeline.visit_prior import VisitPriorStage
 from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
 from shopkeep.ranking import Objective, Ranker, ScoredItem
@@ -176,7 +177,9 @@ class Engine:
         start = time.perf_counter()
         snapshot = CatalogSnapshot.from_repository(self.catalog)
         popularity = read_popularity(artifacts.path) if artifacts is not None else None
-        sources = build_sources(snapshot, artifacts, popularity, shared=aggregates)
+        #: The visit-context prior (device, referrer, campaign, channel) for shoppers with no history.
+        self.visit_prior = VisitPriorStage(snapshot).fit(store)
+        sources = build_sources(snapshot, artifacts, popularity, shared=aggregates, visit_prior=self.visit_prior)
         self._fixed_ranker = ranker is not None
         chosen_ranker, info = (ranker, {"kind": "learned" if ranker.learned else "non-learned", "reason": "given"}) \
             if ranker is not None else self._ranker_for(artifacts)
@@ -228,6 +231,7 @@ class Engine:
             if fresh:
                 self._bindings.sources.add_events(fresh)
                 self.fit.update(fresh)
+                self.visit_prior.update(fresh)
         return report
 
     @staticmethod
@@ -459,7 +463,8 @@ class Engine:
         ranker_info = None if self._fixed_ranker else self._ranker_for(loaded)
         with self._swap_lock:
             old = self._bindings
-            sources = build_sources(old.snapshot, loaded, popularity, shared=self.aggregates)
+            sources = build_sources(old.snapshot, loaded, popularity, shared=self.aggregates,
+                                    visit_prior=self.visit_prior)
             self._bindings = replace(old, sources=sources) if ranker_info is None else replace(
                 old, sources=sources, ranker=ranker_info[0], ranker_info=ranker_info[1])
         log.info("engine now serves artifacts %s (%s ranker)", loaded.version,

@@ -9,7 +9,8 @@ Sources (each present only when its inputs are): ``popular`` (trending counts, u
 path; also the backfill), ``affinity`` (hot session affinities), ``content`` (hashed title/brand/
 category/attribute text vectors, computed for every item, so a new item is found at once),
 ``sequential`` and ``covisit`` (a trained itemknn or sasrec from the artifacts), ``lookalike`` (a trained
-lookalike model, fused only for shoppers with 0-2 interactions) and ``stated`` (zero-party preferences).
+lookalike model, fused only for shoppers with 0-2 interactions), ``stated`` (zero-party preferences)
+and ``context`` (a visit-context prior: device, referrer, campaign, channel; shoppers with no history).
 
 With a bus configured, ``popular`` is a :class:`SharedPopularSource`: it reads the trend and all-time
 counts that ``shopkeep worker`` keeps in the shared aggregates (beside the online state) instead of
@@ -37,7 +38,7 @@ from shopkeep.models.content import embed_texts
 from shopkeep.pipeline.artifacts import LoadedArtifacts
 from shopkeep.retrieval.base import CandidateSource
 from shopkeep.retrieval.binding import ModelBinding
-from shopkeep.retrieval.coldstart import PreferenceSource, ShortHistorySource
+from shopkeep.retrieval.coldstart import PreferenceSource, ShortHistorySource, VisitContextSource, VisitPrior
 from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, Retriever
 from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSource, SequentialSource
 from shopkeep.retrieval.vectors import ContentSource
@@ -51,7 +52,8 @@ log = logging.getLogger("shopkeep.engine")
 SURFACES = ("home", "pdp", "cart")
 #: Sources the home surface uses even without the retrieval defaults naming them.
 _EXTRA_WEIGHTS: Mapping[str, Mapping[str, float]] = {
-    "home": {"covisit": 0.5, "lookalike": 0.3, "stated": 1.0},  # lookalike: chosen on Beauty validation
+    # lookalike: chosen on Beauty validation; context: speaks only for shoppers with no history
+    "home": {"covisit": 0.5, "lookalike": 0.3, "stated": 1.0, "context": 1.0},
     "pdp": {"popular": 0.05},
     "cart": {"content": 0.3, "popular": 0.05},
 }
@@ -78,6 +80,8 @@ class SourceSet:
     content_index: VectorIndex | None
     popular: PopularSource
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The visit-context prior behind the ``context`` source (its ``item_ids`` name its indices).
+    visit_prior: VisitPrior | None = None
 
     @property
     def version(self) -> str | None:
@@ -100,7 +104,7 @@ class SourceSet:
         if index is not None and items:
             index = index.copy()
             index.upsert([it.item_id for it in items], _embed(items))
-        return _assemble(snapshot, self.artifacts, self.popular.with_snapshot(snapshot), index)
+        return _assemble(snapshot, self.artifacts, self.popular.with_snapshot(snapshot), index, self.visit_prior)
 
 
 class SharedPopularSource(PopularSource):
@@ -179,18 +183,21 @@ def _model_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None)
 
 
 def _assemble(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None, popular: PopularSource,
-              content_index: VectorIndex | None) -> SourceSet:
+              content_index: VectorIndex | None, visit_prior: VisitPrior | None = None) -> SourceSet:
     sources: dict[str, CandidateSource] = {"popular": popular}
     sources["affinity"] = AffinitySource(snapshot, prior=_prior(popular))
     sources["stated"] = PreferenceSource(snapshot, prior=_prior(popular))
     if content_index is not None and len(content_index):
         sources["content"] = ContentSource(content_index, snapshot)
     sources.update(_model_sources(snapshot, artifacts))
+    ids = getattr(visit_prior, "item_ids", None)
+    if visit_prior is not None and ids is not None:
+        sources["context"] = VisitContextSource(visit_prior, ids, snapshot)
     retrievers = {}
     for surface in SURFACES:
         weights = {**SURFACE_WEIGHTS[surface], **_EXTRA_WEIGHTS.get(surface, {})}
         retrievers[surface] = Retriever.for_surface(surface, sources, weights, index=snapshot.index)
-    return SourceSet(snapshot, sources, retrievers, artifacts, content_index, popular)
+    return SourceSet(snapshot, sources, retrievers, artifacts, content_index, popular, visit_prior=visit_prior)
 
 
 def _prior(popular: PopularSource) -> npt.NDArray[np.float64]:
@@ -202,15 +209,16 @@ def _prior(popular: PopularSource) -> npt.NDArray[np.float64]:
 def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None = None,
                   popular_counts: Mapping[str, Any] | None = None,
                   events: Iterable[Event] = (), *, exact_below: int = EXACT_BELOW,
-                  shared: SharedAggregates | None = None, shared_refresh_s: float = 1.0) -> SourceSet:
+                  shared: SharedAggregates | None = None, shared_refresh_s: float = 1.0,
+                  visit_prior: VisitPrior | None = None) -> SourceSet:
     """Every source for ``snapshot``: content vectors for all items (HNSW from ``exact_below`` items;
     with artifacts, the built index is cached next to them and reused while the item texts are the
     same), popularity from ``popular_counts`` (saved by training) and/or ``events`` -- or, with
     ``shared`` aggregates, from those (read every ``shared_refresh_s``) -- and the trained models of
-    ``artifacts``."""
+    ``artifacts``; ``visit_prior`` (with ``item_ids``) backs the ``context`` source."""
     if shared is not None:
         popular: PopularSource = SharedPopularSource(snapshot, shared, refresh_s=shared_refresh_s)
-        return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below))
+        return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below), visit_prior)
     popular = PopularSource(snapshot)
     if popular_counts:
         popular.trend_ = {str(k): float(v) for k, v in popular_counts.get("trend", {}).items()}
@@ -218,7 +226,7 @@ def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None =
         ref = popular_counts.get("ref_ms")
         popular.ref_ms_ = int(ref) if ref is not None else None
     popular.add(events)
-    return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below))
+    return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below), visit_prior)
 
 
 def _content_index(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None,

@@ -8,12 +8,16 @@
   answers of preference elicitation kept in the profile: ``department``/``category`` → category
   masks, any other key → ``attr:key=value``), ranked by how many preference keys they match, then
   by the prior (popularity); it answers nothing when no preference is stated.
+* :class:`VisitContextSource` (``context``): for a shopper with no history, items ranked by a
+  popularity prior conditioned on the visit's context (``device``, ``referrer``, ``campaign``,
+  ``channel`` of the request; :class:`~shopkeep.explore.context_prior.ContextPrior` or anything with
+  its ``scores``/``knows``); silent once the shopper has history or when no context value is known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Self
+from collections.abc import Mapping, Sequence
+from typing import Protocol, Self
 
 import numpy as np
 
@@ -21,9 +25,9 @@ from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
 from shopkeep.retrieval.base import Candidate, CandidateSource, Mask
-from shopkeep.retrieval.binding import FloatArray, Hit, check_masks, no_hit, to_candidate_lists, top_k
+from shopkeep.retrieval.binding import FloatArray, Hit, check_masks, no_hit, scatter, to_candidate_lists, top_k
 
-__all__ = ["PreferenceSource", "ShortHistorySource"]
+__all__ = ["PreferenceSource", "ShortHistorySource", "VisitContextSource", "VisitPrior"]
 
 _CATEGORY_KEYS = frozenset({"department", "category"})
 
@@ -126,4 +130,53 @@ class PreferenceSource:
             match = np.sum(keys, axis=0, dtype=np.float64)
             scores = np.where(match > 0, match + 0.5 * self._scaled, -np.inf)
             out.append(top_k(scores, mask, k))
+        return out
+
+
+class VisitPrior(Protocol):
+    """Item scores given a visit's context (what :class:`VisitContextSource` reads)."""
+
+    def scores(self, contexts: Sequence[Mapping[str, str]]) -> FloatArray:
+        """One row of scores over the prior's items per visit context."""
+
+    def knows(self, context: Mapping[str, str]) -> bool:
+        """Whether any value of ``context`` was seen (else the prior says nothing beyond popularity)."""
+
+
+class VisitContextSource:
+    """A visit-context prior for shoppers with no history (module docstring); ``item_ids[i]`` is the
+    item of the prior's index ``i`` (items the snapshot lacks are skipped)."""
+
+    def __init__(self, prior: VisitPrior, item_ids: Sequence[str], snapshot: CatalogSnapshot, *,
+                 name: str = "context") -> None:
+        self.prior = prior
+        self.item_ids = tuple(item_ids)
+        self.snapshot = snapshot
+        self.name = name
+        self._to_snap = np.asarray(snapshot.indices(list(self.item_ids)), dtype=np.int64)
+
+    def with_snapshot(self, snapshot: CatalogSnapshot) -> Self:
+        """The same prior over ``snapshot``."""
+        return type(self)(self.prior, self.item_ids, snapshot, name=self.name)
+
+    def context_weight(self, context: Context) -> float:
+        """1.0 for a shopper with no recent items whose visit carries a known context value, else 0.0."""
+        if context.recent_items or context.cart_items:
+            return 0.0
+        visit = context.request.visit()
+        return 1.0 if visit and self.prior.knows(visit) else 0.0
+
+    def retrieve(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[list[Candidate]]:
+        """For each context in scope, the ``k`` eligible items the visit prior ranks highest."""
+        return to_candidate_lists(self.snapshot, self.retrieve_arrays(contexts, masks, k), self.name)
+
+    def retrieve_arrays(self, contexts: Sequence[Context], masks: Sequence[Mask], k: int) -> list[Hit]:
+        """:meth:`retrieve` as (snapshot indices, scores) per context."""
+        check_masks(contexts, masks, self.snapshot.n, k)
+        out: list[Hit] = [no_hit() for _ in contexts]
+        rows = [r for r, ctx in enumerate(contexts) if self.context_weight(ctx) > 0]
+        if rows:
+            dense = self.prior.scores([contexts[r].request.visit() for r in rows])
+            for r, row in zip(rows, dense, strict=True):
+                out[r] = top_k(scatter(row, self._to_snap, self.snapshot.n), masks[r], k)
         return out

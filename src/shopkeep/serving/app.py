@@ -4,7 +4,8 @@ Routes (``/v1``, snake_case JSON, one error envelope ``{"error": {"code", "messa
 
 * ``POST /v1/events`` (scope ingest) — ``{"events": [...]}``; answers the counts accepted /
   duplicates / conflicts / rejected and per-event errors; idempotent by event_id.
-* ``GET /v1/recommendations`` (scope read) — ``{"items": [...], "trace_id"}`` (+ ``explain``).
+* ``GET /v1/recommendations`` (scope read) — ``{"items": [...], "trace_id"}`` (+ ``explain``); the
+  optional visit context ``device``, ``referrer``, ``campaign``, ``channel`` steers the cold start.
 * ``GET /v1/items/{id}`` (read), ``PUT /v1/items/{id}`` (admin) — a PUT item is recommendable at once.
 * ``GET /v1/policies`` (read), ``PUT /v1/policies`` (admin) — validated, versioned merchant policy.
 * ``GET /healthz``, ``GET /metrics`` (Prometheus text, scope read), ``GET /openapi.json``.
@@ -52,6 +53,12 @@ log = logging.getLogger("shopkeep.serving")
 #: Largest request body accepted (413 above it).
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 _MAX_EVENTS = 5000
+
+
+def _visit() -> Any:
+    """A visit-context query parameter (device, referrer, campaign, channel): a short token, host or path."""
+    return Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:/@+-]*$",
+                 description="visit context for shoppers with no history (letters, digits, _ . : / @ + -)")
 
 
 class EventsBody(BaseModel):
@@ -143,12 +150,16 @@ def _register_routes(app: FastAPI) -> None:
         region: Annotated[str | None, Query(max_length=16)] = None,
         k: Annotated[int, Query(ge=1, le=100)] = 10,
         explain: bool = False,
+        device: Annotated[str | None, _visit()] = None,
+        referrer: Annotated[str | None, _visit()] = None,
+        campaign: Annotated[str | None, _visit()] = None,
+        channel: Annotated[str | None, _visit()] = None,
     ) -> Response:
         if surface == "pdp" and not item_id:
             raise ValidationError("item_id", None, "is required for surface=pdp")
         req = ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
                              item_id=item_id, cart_item_ids=_parse_cart(cart), store=store, region=region, k=k,
-                             explain=explain)
+                             explain=explain, device=device, referrer=referrer, campaign=campaign, channel=channel)
         slate = engine.recommend(req)
         metrics: Metrics = request.app.state.metrics
         metrics.slates.labels(surface).inc()
