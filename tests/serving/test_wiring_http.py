@@ -1,6 +1,6 @@
 """Features wired into the serving path, over HTTP against one real ``shopkeep serve`` process on the
-synthetic store: returns-aware fit (recommendations and concierge) and visit-context priors for shoppers
-with no history."""
+synthetic store: returns-aware fit (recommendations and concierge), visit-context priors for shoppers
+with no history, onboarding (preference elicitation)."""
 
 from __future__ import annotations
 
@@ -149,3 +149,32 @@ def test_visit_context_steers_the_cold_start(svc: Service) -> None:
         assert r.status_code == 422 and "device" in r.json()["error"]["message"]
         r = c.get("/v1/recommendations", params={"anonymous_id": "x", "campaign": "c" * 65})
         assert r.status_code == 422 and "campaign" in r.json()["error"]["message"]
+
+
+def test_onboarding_asks_by_information_gain_and_stated_answers_steer_the_slate(svc: Service) -> None:
+    answers: dict[str, str] = {}
+    with svc.client(svc.admin) as c:
+        for _ in range(4):
+            r = c.post("/v1/onboarding/next", json={"anonymous_id": "onb-anon", "answers": answers})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if body["done"]:
+                break
+            q = body["question"]
+            assert q["slot"] not in answers and q["options"] and q["gain_bits"] > 0
+            answers[q["slot"]] = "footwear" if "footwear" in q["options"] else "no_preference"
+        assert body["done"] and 1 <= len(answers) <= 3
+        assert answers.get("department") == "footwear", answers  # the most informative question came first
+        bad = c.post("/v1/onboarding/next", json={"anonymous_id": "onb-anon", "answers": {"department": "moon"}})
+        assert bad.status_code == 422 and "answers.department" in bad.json()["error"]["message"]
+        refused = c.post("/v1/onboarding/answers", json={"user_id": "onb-user", "answers": answers})
+        assert refused.status_code == 422 and "consent" in refused.json()["error"]["message"]
+        footwear = svc.snapshot.category_mask("footwear")
+        wanted = {svc.snapshot.item_ids[i] for i in np.flatnonzero(footwear)}
+        before = _share(_recs(svc, user_id="onb-user")["items"], wanted)
+        saved = c.post("/v1/onboarding/answers", json={"user_id": "onb-user", "answers": answers, "consent": True})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["preferences"]["department"] == ["footwear"]
+    after = _recs(svc, user_id="onb-user")["items"]
+    assert _share(after, wanted) >= 0.7 > before, (before, after)
+    assert any("stated" in it["sources"] for it in after)

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from shopkeep.catalog import CatalogRepository
 from shopkeep.catalog.schema import item_to_dict, parse_item
@@ -441,6 +442,26 @@ class Engine:
         self._refresh_policy()
         b = self._bindings
         return b.snapshot, b.policy
+
+    def prior_weights(self, request: ContextRequest) -> tuple[CatalogSnapshot, npt.NDArray[np.float64]]:
+        """Where the shopper's next item probably is, before any answer (preference elicitation's prior):
+        the visit-context prior when the request's context is known, else popularity; 0 for items the
+        policy makes ineligible for this shopper. Returns the snapshot the weights index."""
+        self._refresh_policy()
+        b = self._bindings
+        profile = self._profiles([request.user_id]).get(request.user_id) if request.user_id else None
+        ctx = self.features.context(request, profile)
+        snap = b.snapshot
+        visit = request.visit()
+        if visit and self.visit_prior.knows(visit):
+            to_snap = np.asarray(snap.indices(list(self.visit_prior.item_ids)), dtype=np.int64)
+            row = np.zeros(snap.n)
+            ok = to_snap >= 0
+            row[to_snap[ok]] = self.visit_prior.scores([visit])[0][ok]
+        else:
+            row = np.asarray(b.sources.popular.scores(), dtype=np.float64)
+        mask = np.asarray(b.policy.eligibility(snap, ctx), dtype=bool)
+        return snap, np.where(mask, row + 1e-9, 0.0)  # unseen eligible items keep a little weight
 
     # -- policy -------------------------------------------------------------------------------
     def policy_dict(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from shopkeep.serving.routes_catalog import catalog_router
 from shopkeep.serving.routes_concierge import router as concierge_router
 from shopkeep.serving.routes_experiments import experiments_router
 from shopkeep.serving.routes_offers import offers_router
+from shopkeep.serving.routes_onboarding import onboarding_router
 from shopkeep.serving.routes_operators import operators_router
 from shopkeep.serving.routes_privacy import privacy_router
 from shopkeep.serving.routes_search import router as search_router
@@ -252,6 +253,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(similar_router())  # POST /v1/search/similar: image-vector similarity (routes_similar.py)
     app.include_router(transparency_router())  # /v1/transparency: why, personalization switch (routes_transparency.py)
     app.include_router(operators_router())  # /v1/operators: agents' proposals, approval (routes_operators.py)
+    app.include_router(onboarding_router())  # /v1/onboarding: elicitation questions, answers (routes_onboarding.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
     if not keys.enabled:
