@@ -1,6 +1,6 @@
 """Features wired into the serving path, over HTTP against one real ``shopkeep serve`` process on the
 synthetic store: returns-aware fit (recommendations and concierge), visit-context priors for shoppers
-with no history, onboarding (preference elicitation)."""
+with no history, onboarding (preference elicitation), and offer strategies approved by an operator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from tests.serving.conftest import Service, build_store, launch, stop
 
 from shopkeep.features.fit import size_position
+from shopkeep.pipeline.operators import OperatorDesk, Proposal
+from shopkeep.storage import open_store
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +181,47 @@ def test_onboarding_asks_by_information_gain_and_stated_answers_steer_the_slate(
     after = _recs(svc, user_id="onb-user")["items"]
     assert _share(after, wanted) >= 0.7 > before, (before, after)
     assert any("stated" in it["sources"] for it in after)
+
+
+def _decide(svc: Service, campaign: str, shopper: str) -> dict[str, Any]:
+    body = {"shopper_key": shopper, "loyalty_member": True, "segment": "member", "campaign": campaign,
+            "item": {"item_id": "sku-1", "price": {"amount": 4000, "currency": "USD"},
+                     "cost": {"amount": 2000, "currency": "USD"}},
+            "features": {"loyalty_member": 1, "deal_affinity": 4.0, "engagement": -1.5, "log_price": 3.7,
+                         "offers_seen": 0},
+            "ship_cost": {"amount": 599, "currency": "USD"}}
+    with svc.client(svc.admin) as c:
+        r = c.post("/v1/offers/decide", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_an_approved_offer_strategy_disables_an_action(svc: Service, tmp_path: Path) -> None:
+    first = _decide(svc, "spring", "psk-s1")
+    action = first["action"]
+    assert action != "no_action" and action not in {x["action"] for x in first["refused"]}, first  # an offer ...
+    store = open_store(svc.store_uri)
+    try:  # ... the margin agent files a proposal to stop that action in the campaign
+        desk = OperatorDesk(store, lambda: {"rules": []}, lambda doc: doc)
+        filed = desk.file(Proposal("margin", f"margin:spring:{action}", f"Stop {action!r} in campaign 'spring'",
+                                   ({"op": "disable_offer_action", "campaign": "spring", "action": action},),
+                                   {"drop_bps": 400}, "test"))
+        assert filed is not None
+    finally:
+        store.close()
+    assert _decide(svc, "spring", "psk-s2")["action"] == action  # filed, not approved: nothing changes
+    with svc.client(svc.admin) as c:
+        r = c.post(f"/v1/operators/proposals/{filed.proposal_id}/approve", json={"by": "merchandiser"})
+        assert r.status_code == 200, r.text
+    time.sleep(2.2)  # the strategy document is read again every 2 s
+    after = _decide(svc, "spring", "psk-s3")
+    assert after["action"] != action
+    refusal = next(x for x in after["refused"] if x["action"] == action)
+    assert [v["code"] for v in refusal["verdicts"]] == ["disabled_by_strategy"]
+    assert "campaign 'spring'" in refusal["verdicts"][0]["detail"]
+    with svc.client(svc.admin) as c:
+        audit = c.get(f"/v1/audit/decisions/{after['decision_id']}").json()
+    cand = next(x for x in audit["candidates"] if x["action"] == action)
+    assert not cand["allowed"] and any(v.get("code") == "disabled_by_strategy" for v in cand["verdicts"])
+    assert _decide(svc, "autumn", "psk-s4")["action"] == action  # other campaigns keep the action

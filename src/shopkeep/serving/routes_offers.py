@@ -4,7 +4,9 @@ The offer service lives in ``app.state.offers`` (an :class:`OffersService`); whe
 request builds one from the engine's Store: the uplift model that ``shopkeep offers fit`` stored there
 (learned from the Store's own randomized exposures), else a demo model learned the same way from a
 randomized log of the frozen ``responsive`` simulated world written to a scratch memory store. Audit
-records go to the engine's Store.
+records go to the engine's Store. The stack obeys the offer strategy operators approved
+(``offer_strategies``, :mod:`shopkeep.pipeline.offer_strategy`): an action disabled for the request's
+``campaign`` is never chosen; the answer's ``refused`` list and the audit record's verdicts say why.
 
 ``POST /v1/offers/whatif`` runs the simulator's frontier (deterministic per seed; results are cached
 per request body) and returns the points, the frontier and the SVG plot; ``?format=svg`` returns the
@@ -27,6 +29,7 @@ from shopkeep.offers.guardrails import ItemFacts, ShopperFacts
 from shopkeep.offers.simulation import default_rules, learn_from_log
 from shopkeep.offers.uplift import FEATURES, UpliftModel
 from shopkeep.offers.whatif import frontier_svg, run_whatif
+from shopkeep.pipeline.offer_strategy import StrategyReader, StrategyStack
 from shopkeep.serving.deps import require_scope
 from shopkeep.simulate.pricing import CONFIGS
 from shopkeep.storage.base import Store
@@ -56,7 +59,8 @@ def _service(request: Request) -> OffersService:
         svc: OffersService | None = getattr(request.app.state, "offers", None)
         if svc is None:
             store = request.app.state.engine.store
-            svc = OffersService(DecisionStack(_model(store), default_rules()), AuditTrail(store))
+            stack = StrategyStack(_model(store), default_rules(), strategies=StrategyReader(store))
+            svc = OffersService(stack, AuditTrail(store))
             request.app.state.offers = svc
         return svc
 
@@ -99,10 +103,14 @@ def parse_request(body: Mapping[str, Any]) -> DecisionRequest:
                       brand if isinstance(brand, str) and brand else None)
     shopper = ShopperFacts(key, str(body.get("region", "")), str(body.get("channel", "web")),
                            bool(body.get("loyalty_member", False)), str(body.get("segment", "default")))
+    campaign = body.get("campaign", "default")
+    if not isinstance(campaign, str) or not 1 <= len(campaign) <= 64:
+        raise ValidationError("campaign", campaign, "must be a campaign name of 1 to 64 characters")
     ship = _money(body, "ship_cost", False) or Money(0, price.currency)
     return DecisionRequest(shopper, facts, {k: float(v) for k, v in feats.items()}, ship,
                            complement_price=_money(body, "complement_price", False),
-                           stock_age_days=int(body.get("stock_age_days", 0)), actions=actions, now=utc_now())
+                           stock_age_days=int(body.get("stock_age_days", 0)), campaign=campaign, actions=actions,
+                           now=utc_now())
 
 
 def _decision_json(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +124,10 @@ def _decision_json(doc: Mapping[str, Any]) -> dict[str, Any]:
             "runner_ups": [{"action": c["action"], "expected_value_cents": round(c["expected_value"], 2)}
                            for c in ranked[:3]],
             "model_versions": doc["model_versions"], "elasticity_prior": doc.get("prior"),
-            "arm": doc.get("arm"), "propensity": doc.get("propensity"), "features_expected": list(FEATURES)}
+            "arm": doc.get("arm"), "propensity": doc.get("propensity"), "features_expected": list(FEATURES),
+            "campaign": doc["inputs"]["campaign"],
+            "refused": [{"action": c["action"], "verdicts": [v for v in c["verdicts"] if not v["passed"]]}
+                        for c in doc["candidates"] if not c["allowed"]]}
 
 
 _WHATIF_CACHE: dict[str, dict[str, Any]] = {}
