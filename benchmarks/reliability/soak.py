@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopkeep.cli.demo_service import free_port, wait_ready
+from shopkeep.serving.auth import hash_entries
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crash_test import prepare
@@ -70,7 +71,8 @@ def start(folder: Path, uri: str, artifacts: Path, online: str, key: str,
     """``shopkeep serve`` with one key (ingest+read) and the chosen search encoder."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
-    env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=f"{key}:ingest+read", SHOPKEEP_SEARCH_ENCODER=encoder)
+    env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=hash_entries(f"{key}:ingest+read+search"),
+               SHOPKEEP_SEARCH_ENCODER=encoder)
     cmd = [sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts", str(artifacts),
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--online", online]
     proc = subprocess.Popen(cmd, env=env, stdout=(folder / "server.log").open("wb"), stderr=subprocess.STDOUT)

@@ -58,13 +58,22 @@ class EventsConfig:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """HTTP server: address, API keys (``KEY:read+ingest,...``; see serving.auth), body size limit and
-    where trained model artifacts live."""
+    """HTTP server: address, API keys (hashed ``sha256:SALT:HEX:read+ingest,...`` entries and/or a keys file;
+    plaintext only with ``allow_plaintext_keys``; see serving.auth), per-key rate limit (token bucket:
+    ``rate_limit_per_s`` > 0 turns it on, ``rate_limit_burst`` tokens saved up (0: one second's worth),
+    shared in Redis via ``rate_limit_uri`` or a redis:// online state), CORS origins (comma-separated,
+    empty: off), body size limit and where trained model artifacts live."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     auth: bool = True
     api_keys: str = ""
+    api_keys_file: str = ""
+    allow_plaintext_keys: bool = False
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 0
+    rate_limit_uri: str = ""
+    cors_origins: str = ""
     max_body_bytes: int = 1_000_000
     artifacts_dir: str = ".shopkeep/artifacts"
 
@@ -202,6 +211,10 @@ def _validate(cfg: Config) -> Config:
                           {"key": "events.retention_days"})
     if not 0 < cfg.serving.port < 65536:
         raise ConfigError(f"serving.port={cfg.serving.port}: not a TCP port", {"key": "serving.port"})
+    if cfg.serving.rate_limit_per_s < 0 or cfg.serving.rate_limit_burst < 0:
+        raise ConfigError(f"serving.rate_limit_per_s={cfg.serving.rate_limit_per_s}, rate_limit_burst="
+                          f"{cfg.serving.rate_limit_burst}: must be >= 0 (0: off / one second's worth)",
+                          {"key": "serving.rate_limit_per_s"})
     for key in ("uri", "online_uri"):
         uri = getattr(cfg.storage, key)
         if "://" not in uri:

@@ -14,6 +14,7 @@ from shopkeep.cli.main import main
 from shopkeep.config import load_config
 from shopkeep.errors import ValidationError
 from shopkeep.serving.app import create_app
+from shopkeep.serving.auth import hash_entries
 from shopkeep.storage import open_store
 from shopkeep.types import Item, Money
 
@@ -110,7 +111,8 @@ def test_route_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["catalog", "audit", "--store", uri, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["counts"] == {"price_below_cost": 1} and out["findings"][0]["item_ids"] == ["c2"]
-    config = load_config(None, env={"SHOPKEEP_STORAGE__URI": uri, "SHOPKEEP_SERVING__API_KEYS": "r:read,a:admin"})
+    config = load_config(None, env={"SHOPKEEP_STORAGE__URI": uri,
+                                    "SHOPKEEP_SERVING__API_KEYS": hash_entries("r:read,a:admin")})
     with TestClient(create_app(config, auth=True)) as client:
         assert client.get("/v1/catalog/audit", headers={"Authorization": "Bearer r"}).status_code == 403
         r = client.get("/v1/catalog/audit", headers={"Authorization": "Bearer a"}, params={"severity": "error"})

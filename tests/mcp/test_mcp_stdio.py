@@ -21,6 +21,7 @@ from tests.serving.conftest import Service, build_store, stop
 from mcp import Client
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.cli.demo_service import free_port, wait_ready
+from shopkeep.serving.auth import hash_entries
 
 TOOLS = {"search_products", "get_product", "check_availability", "get_policy", "recommend", "get_offer",
          "explain_recommendation", "get_my_context"}
@@ -40,10 +41,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     read, admin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     port = free_port()
     log = (folder / "server.log").open("wb")
+    keys = hash_entries(f"{read}:read+search,{admin}:admin")
     proc = subprocess.Popen([sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts",
                              str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
-                            env=_env(folder, SHOPKEEP_SERVING__API_KEYS=f"{read}:read,{admin}:admin"), stdout=log,
-                            stderr=subprocess.STDOUT)
+                            env=_env(folder, SHOPKEEP_SERVING__API_KEYS=keys), stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, 90.0, proc)

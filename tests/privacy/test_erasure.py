@@ -24,6 +24,7 @@ from shopkeep.pipeline.training import interaction_sequences
 from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
 from shopkeep.serving.app import create_app
+from shopkeep.serving.auth import hash_entries
 from shopkeep.simulate import StoreConfig, generate_store
 from shopkeep.storage import open_online_state, open_store
 from shopkeep.storage.base import Store
@@ -217,7 +218,8 @@ def test_delete_route_needs_admin_and_erases(engine: Engine, redis_uri: str) -> 
     user, anons = f"user-{tag}", [f"dev-{tag}-a", f"dev-{tag}-b"]
     populate(engine, user, anons, f"sess-{tag}")
     cfg = Config()
-    app = create_app(replace(cfg, serving=replace(cfg.serving, api_keys="rk:read,ak:admin")), engine, auth=True)
+    serving = replace(cfg.serving, api_keys=hash_entries("rk:read,ak:admin"))
+    app = create_app(replace(cfg, serving=serving), engine, auth=True)
     with TestClient(app) as client:
         assert client.delete(f"/v1/users/{user}").status_code == 401
         r = client.delete(f"/v1/users/{user}", headers={"Authorization": "Bearer rk"})

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shopkeep.cli.demo_service import free_port, wait_ready
+from shopkeep.serving.auth import hash_entries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from conftest import Service, build_store, stop  # type: ignore[import-not-found]
@@ -25,7 +26,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     read = secrets.token_urlsafe(12)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
-    env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=f"{read}:read", SHOPKEEP_SEARCH_ENCODER="hashing",
+    env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=hash_entries(f"{read}:read+search"),
+               SHOPKEEP_SEARCH_ENCODER="hashing",
                SHOPKEEP_CACHE_DIR=str(folder / "cache"))
     log = (folder / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts",

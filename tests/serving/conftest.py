@@ -22,6 +22,9 @@ from shopkeep.pipeline.ingest import Ingestor
 from shopkeep.simulate import StoreConfig, event_to_wire, generate_store
 from shopkeep.storage import open_store
 
+#: The scopes of the "read" key: what a storefront calls (recommendations, search, concierge, offers, why).
+STOREFRONT = "read+search+concierge+offers+transparency"
+
 
 @dataclass
 class Service:
@@ -61,8 +64,8 @@ def launch(folder: Path, uri: str, artifacts: Path, snapshot: CatalogSnapshot, *
     """Start ``shopkeep serve`` with one key per scope and wait for /healthz."""
     read, ingest, admin = (secrets.token_urlsafe(12) for _ in range(3))
     port = free_port()
-    proc = start_server(uri, artifacts, port, keys=f"{read}:read,{ingest}:ingest,{admin}:admin", workers=workers,
-                        online=online, log_file=folder / f"server-{port}.log")
+    proc = start_server(uri, artifacts, port, keys=f"{read}:{STOREFRONT},{ingest}:ingest,{admin}:admin",
+                        workers=workers, online=online, log_file=folder / f"server-{port}.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, 90.0, proc)

@@ -16,6 +16,7 @@ from shopkeep.offers.decide import ACTIONS
 from shopkeep.pipeline.engine import Engine
 from shopkeep.profiles.model import Profile
 from shopkeep.serving.app import create_app
+from shopkeep.serving.auth import hash_entries
 from shopkeep.simulate import StoreConfig, generate_store
 from shopkeep.storage import open_online_state, open_store
 from shopkeep.types import Item, Money
@@ -55,7 +56,7 @@ def env() -> Iterator[Env]:
     engine.profiles.upsert(Profile("u1", budget_max=Money(4000, "USD"), preferences={"skin_type": ("dry",)},
                                    avoid={"ingredients": ("fragrance",)}, loyalty_tier="gold"))
     engine.profiles.upsert(Profile("u2", preferences={"skin_type": ("oily",)}))
-    config = Config(serving=replace(Config().serving, api_keys=f"{READ}:read,{ADMIN}:admin"))
+    config = Config(serving=replace(Config().serving, api_keys=hash_entries(f"{READ}:read,{ADMIN}:admin")))
     with TestClient(create_app(config, engine, auth=True)) as c:
         e = Env(c, engine, {it.item_id: it for it in items})
         code, _ = e.post("/v1/events", {"events": [

@@ -63,11 +63,14 @@ def wait_ready(base: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes]
 def start_server(store_uri: str, artifacts: Path, port: int, *, keys: str | None, workers: int = 1,
                  online: str = "memory://", log_file: Path | None = None,
                  extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-    """``shopkeep serve`` as a child process on 127.0.0.1:``port`` (auth on when ``keys`` is given)."""
+    """``shopkeep serve`` as a child process on 127.0.0.1:``port`` (auth on when ``keys`` is given: plaintext
+    ``KEY:scope+scope`` entries, handed to the server hashed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
     env["PYTHONUNBUFFERED"] = "1"
     if keys is not None:
-        env["SHOPKEEP_SERVING__API_KEYS"] = keys
+        from shopkeep.serving.auth import hash_entries
+
+        env["SHOPKEEP_SERVING__API_KEYS"] = hash_entries(keys)  # config holds hashes only
     cmd = [sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", store_uri, "--artifacts", str(artifacts),
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--online", online]
     if keys is None:
@@ -183,13 +186,14 @@ def check_service(console: Any, store_uri: str, artifacts: Path, anon: str, item
 def serve_demo(console: Any, args: Any, store_uri: str, artifacts: Path) -> None:
     """Serve the demo store until Ctrl-C; prints 'ready' once /healthz answers 200."""
     from shopkeep.cli.serve import serve
+    from shopkeep.serving.auth import hash_entries
 
     host, port = "127.0.0.1", args.port
     keys = None
     if args.auth:
         read, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-        keys = f"{read}:read+ingest,{admin}:admin"
-        console.print(f"API keys ON: read+ingest key [bold]{read}[/bold], admin key [bold]{admin}[/bold]")
+        keys = f"{read}:read+ingest+search+concierge+offers+transparency,{admin}:admin"
+        console.print(f"API keys ON: storefront key [bold]{read}[/bold], admin key [bold]{admin}[/bold]")
     else:
         console.print("[yellow]API keys are OFF[/yellow] (demo on loopback; pass --auth to require keys)")
     base = f"http://{host}:{port}"
@@ -208,4 +212,5 @@ def serve_demo(console: Any, args: Any, store_uri: str, artifacts: Path) -> None
 
     threading.Thread(target=announce, daemon=True).start()
     serve(config_file=None, store=store_uri, online=args.online, host=host, port=port, workers=args.workers,
-          artifacts=str(artifacts), auth=keys is not None, watch_s=5.0, api_keys=keys)
+          artifacts=str(artifacts), auth=keys is not None, watch_s=5.0,
+          api_keys=None if keys is None else hash_entries(keys))

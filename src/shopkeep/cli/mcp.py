@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     """Add the ``mcp`` sub-command."""
     p: argparse.ArgumentParser = sub.add_parser("mcp", help="MCP server (stdio or streamable HTTP) for AI agents")
     p.add_argument("--api", help="base URL of a running shopkeep service, e.g. http://127.0.0.1:8000")
-    p.add_argument("--api-key", help="API key with the read scope (default: $SHOPKEEP_API_KEY)")
+    p.add_argument("--api-key", help="API key (scopes read + search) for --api (default: $SHOPKEEP_API_KEY)")
     p.add_argument("--store", help="storage URI when serving in-process (default: storage.uri of the config)")
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (with --http)")

@@ -29,7 +29,7 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import ContextRequest
 from shopkeep.pipeline.engine import Engine, Slate
 from shopkeep.pipeline.ingest import IngestReport
-from shopkeep.serving.auth import ApiKeys
+from shopkeep.serving.auth import ApiKeys, install_access_control
 from shopkeep.serving.deps import EngineDep, require_scope
 from shopkeep.serving.errors import install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
@@ -84,7 +84,7 @@ class ErrorEnvelope(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 409, 413, 422, 503)
+    status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -203,8 +203,8 @@ def _register_routes(app: FastAPI) -> None:
 
 def _api_keys(config: Config, auth: bool | None) -> ApiKeys:
     enabled = config.serving.auth if auth is None else auth
-    keys = ApiKeys.parse(config.serving.api_keys, enabled=enabled)
-    if enabled and not keys.scopes_by_digest:
+    keys = ApiKeys.from_config(config.serving, enabled=enabled)
+    if enabled and not keys.entries:
         from shopkeep.errors import ConfigError
 
         raise ConfigError("auth is on but no API keys are configured: set serving.api_keys "
@@ -256,6 +256,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     app.include_router(onboarding_router())  # /v1/onboarding: elicitation questions, answers (routes_onboarding.py)
     limit = max_body_bytes or config.serving.max_body_bytes or DEFAULT_MAX_BODY_BYTES
     app.add_middleware(ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=limit)  # type: ignore[arg-type]
+    install_access_control(app, config)  # per-key rate limits and CORS (serving/auth.py)
     if not keys.enabled:
         log.warning("API authentication is OFF: every caller may ingest, read and administer")
     return app

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from shopkeep.pipeline.engine import Engine
-from shopkeep.serving.auth import ApiKeys, key_from_headers
+from shopkeep.serving.auth import ApiKeys, RateLimiter, key_from_headers
 from shopkeep.serving.errors import ApiError
 
 __all__ = ["EngineDep", "app_engine", "require_scope"]
 
 
 def require_scope(scope: str) -> Callable[[Request], None]:
-    """A dependency that raises ApiError 401 without a known API key, 403 when the key lacks ``scope``."""
+    """A dependency that raises ApiError 401 without a known API key, 403 when the key lacks ``scope`` and
+    429 (with Retry-After) when the key's rate limit is spent (``serving.rate_limit_per_s``)."""
 
     def check(request: Request) -> None:
         keys: ApiKeys = request.app.state.api_keys
-        verdict = keys.allows(key_from_headers(request.headers), scope)
-        if verdict is None:
+        if not keys.enabled:
+            return
+        entry = keys.lookup(key_from_headers(request.headers))
+        if entry is None:
             raise ApiError("unauthorized", "missing or unknown API key (send Authorization: Bearer KEY)",
                            {"scope": scope}, {"WWW-Authenticate": "Bearer"})
-        if not verdict:
+        if scope not in entry.scopes:
             raise ApiError("forbidden", f"this API key lacks the {scope!r} scope", {"scope": scope})
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        wait = limiter.take(entry.key_id) if limiter is not None else 0.0
+        if wait > 0:
+            raise ApiError("rate_limited", f"rate limit of this API key reached; retry in {wait:.2f} s",
+                           {"key_id": entry.key_id, "retry_after_s": round(wait, 3)},
+                           {"Retry-After": str(max(1, math.ceil(wait)))})
+        request.state.key_id = entry.key_id  # safe to log: names the key without revealing it
 
     return check
 

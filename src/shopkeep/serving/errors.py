@@ -40,6 +40,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
+    "rate_limited": 429,
     "invalid_config": 500,
     "not_fitted": 503,
     "storage_unavailable": 503,
@@ -111,16 +112,21 @@ async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> R
     return error_response(exc.status_code, code, str(exc.detail), {"path": request.url.path}, headers)
 
 
+def _route(request: Request) -> str:
+    """The matched route's template (``/v1/users/{user_id}``), never the raw path: paths carry shopper ids."""
+    return str(getattr(request.scope.get("route"), "path", None) or "unmatched route")
+
+
 async def _on_shopkeep_error(request: Request, exc: ShopkeepError) -> Response:
     status = status_of(exc)
     if status >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        log.error("%s %s failed: %s", request.method, _route(request), exc)
     headers = exc.headers if isinstance(exc, ApiError) else None
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s: unexpected error", request.method, request.url.path)
+    log.exception("%s %s: unexpected error", request.method, _route(request))
     return error_response(500, "internal", "internal server error", {"type": type(exc).__name__})
 
 

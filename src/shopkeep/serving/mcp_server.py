@@ -13,8 +13,11 @@ ever sees governed data (catalog, inventory, policy, the engine's slates), never
   request (user/anonymous id, surface, item) is answered by ``GET /v1/recommendations?explain=true``
 * ``get_my_context(shopper_token)`` → ``GET /v1/agents/me/context`` (a token the shopper granted)
 
-:func:`remote_client` talks to a running service (``shopkeep mcp --api URL``); :func:`local_client`
-serves the same routes in-process over an :class:`Engine` (``shopkeep mcp`` without ``--api``).
+:func:`remote_client` talks to a running service (``shopkeep mcp --api URL --api-key K``): every tool call
+carries the key, so the service's scopes apply to the agent exactly as to any client (``search_products``
+needs ``search``, the others ``read``; see :data:`TOOL_ROUTES`). :func:`local_client` serves the same routes
+in-process over an :class:`Engine` with auth off (``shopkeep mcp`` without ``--api``: whoever runs it
+already holds the store).
 An API error becomes a tool error carrying the error envelope's code and message.
 """
 
@@ -31,10 +34,24 @@ from shopkeep import __version__
 from shopkeep.config import Config
 from shopkeep.pipeline.engine import Engine
 
-__all__ = ["build_server", "local_client", "remote_client"]
+__all__ = ["TOOL_ROUTES", "build_server", "local_client", "remote_client"]
 
 _INSTRUCTIONS = ("shopkeep answers from the merchant's governed catalog, inventory and policy. Quote prices as "
                  "display_price (never below MAP); every item, price and reason comes from the tool results.")
+
+
+#: The route each tool calls (its scope is that route's in ``serving.auth.ROUTE_SCOPES``: with ``--api`` the
+#: forwarded key must carry it) and example arguments (``{item}`` = a catalog item id) for the scope walk test.
+TOOL_ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
+    "search_products": ("POST /v1/search", {"query": "cream", "k": 3}),
+    "get_product": ("GET /v1/agents/products/{item_id}", {"item_id": "{item}"}),
+    "check_availability": ("GET /v1/agents/availability/{item_id}", {"item_id": "{item}"}),
+    "get_policy": ("GET /v1/agents/policy", {"item_id": "{item}"}),
+    "recommend": ("GET /v1/recommendations", {"k": 3}),
+    "get_offer": ("POST /v1/agents/offer-eligibility", {"user_id": "mcp-user", "item_id": "{item}"}),
+    "explain_recommendation": ("GET /v1/recommendations", {"k": 3}),
+    "get_my_context": ("GET /v1/agents/me/context", {"shopper_token": "skt_none"}),
+}
 
 
 def remote_client(api: str, api_key: str | None = None, *, timeout_s: float = 30.0) -> httpx.AsyncClient:

@@ -1,4 +1,4 @@
-"""``POST /v1/concierge/messages`` (scope read): the automated shopping concierge.
+"""``POST /v1/concierge/messages`` (scope concierge): the automated shopping concierge.
 
 Body ``{"conversation_id", "message", "user_id" | "anonymous_id", "store", "save_preferences"}``;
 answer ``{"conversation_id", "reply", "automated": true, "products": [{item_id, title, price,
@@ -18,7 +18,8 @@ from starlette.responses import Response
 
 from shopkeep.concierge import Concierge, ConciergeMessage, ConciergeReply
 from shopkeep.features.context import ContextRequest
-from shopkeep.serving.routes_search import SearchService, _require_read, _service
+from shopkeep.serving.deps import require_scope
+from shopkeep.serving.routes_search import SearchService, _service
 
 __all__ = ["ConciergeBody", "concierge_for", "reply_to_dict", "router"]
 
@@ -79,7 +80,7 @@ def reply_to_dict(r: ConciergeReply) -> dict[str, Any]:
 router = APIRouter()
 
 
-@router.post("/v1/concierge/messages", dependencies=[Depends(_require_read)],
+@router.post("/v1/concierge/messages", dependencies=[Depends(require_scope("concierge"))],
              summary="Automated shopping concierge: one message in, a question or grounded products out")
 def post_message(body: ConciergeBody, request: Request,
                  service: Annotated[SearchService, Depends(_service)]) -> Response:

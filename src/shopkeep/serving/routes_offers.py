@@ -171,7 +171,7 @@ def offers_router() -> APIRouter:
     """The offer-decision and audit routes (decide needs ``read``; audit needs ``admin``)."""
     router = APIRouter()
 
-    @router.post("/v1/offers/decide", dependencies=[Depends(require_scope("read"))],
+    @router.post("/v1/offers/decide", dependencies=[Depends(require_scope("offers"))],
                   summary="Decide a bounded 1:1 offer")
     def decide(svc: SvcDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         req = parse_request(body)
@@ -179,7 +179,7 @@ def offers_router() -> APIRouter:
             _, doc = svc.audit.decide(svc.stack, req)
         return _decision_json(doc)
 
-    @router.post("/v1/offers/whatif", dependencies=[Depends(require_scope("read"))], response_model=None,
+    @router.post("/v1/offers/whatif", dependencies=[Depends(require_scope("offers"))], response_model=None,
                  summary="Margin-versus-conversion frontier over margin weight and discount budget (simulated)")
     def whatif(body: Annotated[dict[str, Any], Body()],
                format: Annotated[str, Query(pattern="^(json|svg)$")] = "json") -> dict[str, Any] | Response:
@@ -188,7 +188,7 @@ def offers_router() -> APIRouter:
             return Response(report["svg"], media_type="image/svg+xml")
         return report
 
-    @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(require_scope("admin"))],
+    @router.get("/v1/audit/decisions/{decision_id}", dependencies=[Depends(require_scope("audit"))],
                 summary="One stored offer decision with candidates, verdicts and model versions")
     def get_decision(svc: SvcDep, decision_id: str, replay: bool = False) -> dict[str, Any]:
         doc = svc.audit.get(decision_id)
@@ -198,7 +198,7 @@ def offers_router() -> APIRouter:
             return {**doc, "replay": {"action": again.action, "expected_value": again.expected_value, "same": same}}
         return doc
 
-    @router.get("/v1/audit/decisions", dependencies=[Depends(require_scope("admin"))],
+    @router.get("/v1/audit/decisions", dependencies=[Depends(require_scope("audit"))],
                 summary="Filtered decision listing")
     def list_decisions(svc: SvcDep, shopper_key: str | None = None, action: str | None = None,
                        k: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:

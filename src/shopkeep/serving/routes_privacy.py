@@ -1,4 +1,4 @@
-"""Privacy routes (scope ``admin``): right of access and erasure of one shopper.
+"""Privacy routes (scope ``privacy``): right of access and erasure of one shopper.
 
 * ``GET /v1/users/{user_id}`` — the profile, identity links and every log record that belongs to the
   user or a linked anonymous id (``shopkeep.pipeline.erasure.user_data``).
@@ -22,7 +22,7 @@ from shopkeep.serving.deps import require_scope
 
 __all__ = ["privacy_router"]
 
-_SCOPE = "admin"
+_SCOPE = "privacy"
 UserPath = Annotated[str, Path(min_length=1, max_length=256)]
 
 

@@ -1,4 +1,4 @@
-"""``POST /v1/search`` (scope read): hybrid product search under the engine's catalog and policy.
+"""``POST /v1/search`` (scope search): hybrid product search under the engine's catalog and policy.
 
 Body ``{"query", "filters", "user_id" | "anonymous_id", "session_id", "store", "region", "k", "explain"}``;
 answer ``{"items": [...], "parsed": {...}, "relaxed": [...], "matched", "trace_id"}`` (+ ``explain``).
@@ -116,6 +116,7 @@ def response_to_dict(res: SearchResponse, snapshot: CatalogSnapshot, trace_id: s
 
 
 _require_read = require_scope("read")
+_require_search = require_scope("search")
 
 
 def _service(request: Request) -> SearchService:
@@ -129,7 +130,7 @@ def _service(request: Request) -> SearchService:
 router = APIRouter()
 
 
-@router.post("/v1/search", dependencies=[Depends(_require_read)],
+@router.post("/v1/search", dependencies=[Depends(_require_search)],
              summary="Hybrid product search: constraints from the query text, keyword + semantic, under policy")
 def post_search(body: SearchBody, service: Annotated[SearchService, Depends(_service)]) -> Response:
     res, snapshot = service.search(body)

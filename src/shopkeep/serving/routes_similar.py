@@ -1,4 +1,4 @@
-"""``POST /v1/search/similar`` (scope read): visually similar items from the catalog's own image vectors.
+"""``POST /v1/search/similar`` (scope search): visually similar items from the catalog's own image vectors.
 
 Items carry an optional ``image_vector`` (any dimension, one per catalog; set through ``PUT /v1/items``
 or a catalog file, validated finite and of the catalog's dimension). The body names either an
@@ -162,10 +162,10 @@ def _similar(request: Request) -> SimilarIndex:
 
 
 def similar_router() -> APIRouter:
-    """The ``POST /v1/search/similar`` route (scope read)."""
+    """The ``POST /v1/search/similar`` route (scope search)."""
     router = APIRouter()
 
-    @router.post("/v1/search/similar", dependencies=[Depends(require_scope("read"))],
+    @router.post("/v1/search/similar", dependencies=[Depends(require_scope("search"))],
                  summary="Visually similar items by image vector (an item's own, or one given), under policy")
     def post_similar(body: SimilarBody, service: Annotated[SimilarIndex, Depends(_similar)]) -> Response:
         return Response(orjson.dumps(service.search(body)), media_type="application/json")

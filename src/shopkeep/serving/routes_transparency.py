@@ -1,13 +1,13 @@
 """Shopper-facing transparency: "why am I seeing this", a personalization switch, and disclosures.
 
-* ``GET /v1/transparency/recommendations`` (scope read) — the slate of ``GET /v1/recommendations``
+* ``GET /v1/transparency/recommendations`` (scope transparency) — the slate of ``GET /v1/recommendations``
   (same parameters, logged the same way) with, per item, ``why``: plain-language reasons derived from
   the trace (which sources found it, which merchant rules moved it, which of the shopper's own
   signals it matches), and ``personalized`` for the slate. ``explain=true`` adds the raw trace.
-* ``POST /v1/transparency/search`` (read) — ``POST /v1/search`` with ``why`` per result.
-* ``GET /v1/transparency/offers/{decision_id}?shopper_key=`` (read) — why the shopper got an offer,
+* ``POST /v1/transparency/search`` (transparency) — ``POST /v1/search`` with ``why`` per result.
+* ``GET /v1/transparency/offers/{decision_id}?shopper_key=`` (transparency) — why the shopper got an offer,
   read from the offers audit trail; a key other than the decision's own answers 404.
-* ``GET|PUT /v1/transparency/settings/{user_id}`` (read | ingest) — ``{"personalization": bool}``,
+* ``GET|PUT /v1/transparency/settings/{user_id}`` (transparency | ingest) — ``{"personalization": bool}``,
   stored as the profile's ``consent.personalization`` (the flag the engine already obeys: no session
   affinities, history or stated preferences, only non-personal sources; search and the concierge
   read the same profile). A shopper without a profile gets one on the first PUT.
@@ -199,7 +199,7 @@ UserPath = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def _add_settings(router: APIRouter) -> None:
-    @router.get("/v1/transparency/settings/{user_id}", dependencies=[Depends(require_scope("read"))],
+    @router.get("/v1/transparency/settings/{user_id}", dependencies=[Depends(require_scope("transparency"))],
                 summary="A shopper's personalization switch")
     def get_settings(user_id: UserPath, request: Request) -> Response:
         return _json(_settings(_profile(request, user_id), user_id))
@@ -232,7 +232,7 @@ def _recommendation_items(snap: CatalogSnapshot, data: dict[str, Any], explain: 
 def transparency_router() -> APIRouter:
     """The ``/v1/transparency`` routes (see the module docstring)."""
     router = APIRouter()
-    read = [Depends(require_scope("read"))]
+    read = [Depends(require_scope("transparency"))]
     _add_settings(router)
 
     @router.get("/v1/transparency/recommendations", dependencies=read,
