@@ -190,8 +190,9 @@ class HNSWIndex:
     # -- mutation -----------------------------------------------------------------------------
     def _add_slots(self, ids: list[str], arr: FloatArray) -> None:
         start = len(self._slot_ids)
-        if self.offset_ is None:
-            self.offset_ = (arr.mean(axis=0) if self.center and len(arr) else np.zeros(self.dim)).astype(np.float32)
+        if self.offset_ is None:  # only an empty graph may pick an offset (a graph saved without one keeps 0)
+            fresh = self.center and start == 0 and len(arr) > 0
+            self.offset_ = (arr.mean(axis=0) if fresh else np.zeros(self.dim)).astype(np.float32)
         with _threads(self.threads):
             self._index.add(np.ascontiguousarray(arr - self.offset_, dtype=np.float32))
         self._slot_ids.extend(ids)
