@@ -28,7 +28,8 @@ from .conftest import event
 
 KEYS = {scope: f"key-{scope}-0123456789" for scope in SCOPES}
 #: Routes whose allowed call may answer the handler's own error (the example cannot make it succeed here).
-REACHED = {"POST /v1/search/similar": (404, 422), "POST /v1/catalog/proposals/approve": (404,), "GET /v1/experiments/{experiment_id}/report": (404,),
+REACHED = {"POST /v1/search/similar": (404, 422), "POST /v1/catalog/proposals/approve": (404,),
+           "GET /v1/experiments/{experiment_id}/report": (404,),
            "POST /v1/operators/proposals/{proposal_id}/approve": (404, 409),
            "POST /v1/operators/proposals/{proposal_id}/reject": (404, 409),
            "GET /v1/operators/proposals/{proposal_id}": (404,)}
@@ -71,7 +72,8 @@ def _example(env: Env, route: str) -> tuple[dict[str, Any], Any]:
         "GET /v1/transparency/offers/{decision_id}": ({"shopper_key": "psk-walk"}, None),
         "PUT /v1/transparency/settings/{user_id}": ({}, {"personalization": True}),
         "POST /v1/search/similar": ({}, {"item_id": env.item}),
-        "POST /v1/concierge/messages": ({}, {"conversation_id": "walk-c", "message": "a gift", "anonymous_id": "walk-anon"}),
+        "POST /v1/concierge/messages": ({}, {"conversation_id": "walk-c", "message": "a gift",
+                                             "anonymous_id": "walk-anon"}),
         "POST /v1/offers/decide": ({}, offer),
         "POST /v1/offers/whatif": ({}, {"seed": 1, "margin_weights": [0], "budgets": [0], "n_log": 300,
                                         "n_eval": 50}),
@@ -103,7 +105,7 @@ def env() -> Iterator[Env]:
                            headers=admin).status_code == 200
         e.trace_id = client.get("/v1/recommendations", params={"anonymous_id": "walk-anon"},
                                 headers=admin).json()["trace_id"]
-        params, body = _example(e, "POST /v1/offers/decide")
+        body = _example(e, "POST /v1/offers/decide")[1]
         e.decision_id = client.post("/v1/offers/decide", json=body, headers=admin).json()["decision_id"]
         yield e
     mp.undo()

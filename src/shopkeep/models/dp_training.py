@@ -1,0 +1,228 @@
+"""User-level differentially private training of a SASRec-style sequential recommender (DP-SGD via Opacus).
+
+:class:`DPSeqRec` is a small causal self-attention next-item model built only from layers whose
+per-sample gradients Opacus computes with its hooks (``nn.Embedding``, ``nn.Linear``, ``nn.LayerNorm``;
+attention is written out with linear projections because ``nn.MultiheadAttention`` is not supported, and
+the output layer is a separate ``nn.Linear`` because a weight tied to the input table is used outside
+its module's forward, where no hook sees it). It is the same model with and without DP, so the two can
+be compared; it does not replace :class:`shopkeep.models.sasrec.SASRec`, whose training is unchanged.
+
+**One shopper = one training row** (their last ``max_len + 1`` items, predicting the next item at every
+position; the row's loss is the mean over its positions). Per-sample gradient clipping is therefore
+per-shopper clipping, Poisson sampling of rows is sampling of shoppers, and the (ε, δ) that Opacus's
+accountant reports is **user-level**: adding or removing one shopper's whole history changes the
+distribution of the trained weights by at most that. With ``dp_epsilon`` set, the noise multiplier is
+calibrated so that ``epochs`` epochs spend at most ``dp_epsilon`` at ``dp_delta`` (default ``1 / (10 n)``
+for ``n`` training shoppers); ``epsilon_`` is the accountant's figure after training.
+
+torch and opacus are imported by this module only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shopkeep.errors import ValidationError
+from shopkeep.models.base import FloatArray, IntArray, Interactions, check_fitted, left_pad
+
+__all__ = ["DPSeqRec"]
+
+
+class _Block(nn.Module):
+    """Pre-LayerNorm causal self-attention + feed-forward, from Linear/LayerNorm layers only."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.ff1, self.ff2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, L, d)``; ``blocked`` ``(B, 1, L, L)`` True where a query may not attend."""
+        b, length, d = x.shape
+        h = self.norm1(x)
+        heads = [t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (self.q(h), self.k(h),
+                                                                                             self.v(h))]
+        att = (heads[0] @ heads[1].transpose(-1, -2)) / math.sqrt(d // self.n_heads)
+        att = self.drop(att.masked_fill(blocked, -1e9).softmax(-1))
+        x = x + self.drop(self.o((att @ heads[2]).transpose(1, 2).reshape(b, length, d)))
+        out: torch.Tensor = x + self.drop(self.ff2(F.gelu(self.ff1(self.norm2(x)))))
+        return out
+
+
+class _Net(nn.Module):
+    def __init__(self, n_items: int, d: int, n_layers: int, n_heads: int, max_len: int, dropout: float) -> None:
+        super().__init__()
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList(_Block(d, n_heads, dropout) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, n_items)
+        self.drop = nn.Dropout(dropout)
+        self.max_len = max_len
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, L, n_items)`` for the next item after every position of left-padded ``seqs``."""
+        b, length = seqs.shape
+        pos = torch.arange(self.max_len - length, self.max_len, device=seqs.device).expand(b, length)
+        x = self.drop(self.item_emb(seqs) + self.pos_emb(pos))
+        causal = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()
+        allowed = (causal[None] & (seqs > 0)[:, None, :]) | torch.eye(length, dtype=torch.bool, device=seqs.device)
+        for block in self.blocks:
+            x = block(x, ~allowed[:, None])
+        out: torch.Tensor = self.out(self.norm(x))
+        return out
+
+
+def _row_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-row mean cross-entropy over the row's non-padding positions (one value per shopper)."""
+    labels = targets - 1  # token -> item index; padding becomes -1 and is ignored
+    flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-1,
+                           reduction="none").view(targets.shape)
+    return flat.sum(1) / (targets > 0).sum(1).clamp(min=1)
+
+
+class DPSeqRec:
+    """Sequential recommender with an optional user-level DP-SGD training path (see the module docstring).
+
+    ``dp_epsilon=None`` trains with plain Adam on shuffled mini-batches; otherwise DP-Adam (Opacus:
+    per-shopper clipping to ``dp_max_grad_norm``, Gaussian noise, Poisson sampling with expected batch
+    ``batch_size``) for exactly ``epochs`` epochs; ``dp_accountant`` "rdp" (Rényi DP: fast, a little
+    conservative) or "prv" (privacy random variables: tighter, slow to calibrate). After fit:
+    ``epsilon_``/``delta_`` (None without DP), ``noise_multiplier_`` and one ``history_`` record per epoch.
+    """
+
+    name = "sasrec_dp"
+
+    def __init__(self, *, d: int = 64, n_layers: int = 1, n_heads: int = 2, max_len: int = 20, dropout: float = 0.2,
+                 lr: float = 1e-3, batch_size: int = 256, epochs: int = 10, dp_epsilon: float | None = None,
+                 dp_delta: float | None = None, dp_max_grad_norm: float = 1.0, dp_accountant: str = "rdp",
+                 num_threads: int = 2, seed: int = 0) -> None:
+        self.d, self.n_layers, self.n_heads, self.max_len, self.dropout = d, n_layers, n_heads, max_len, dropout
+        self.lr, self.batch_size, self.epochs = lr, batch_size, epochs
+        self.dp_epsilon, self.dp_delta, self.dp_max_grad_norm = dp_epsilon, dp_delta, dp_max_grad_norm
+        self.dp_accountant = dp_accountant
+        self.num_threads, self.seed = num_threads, seed
+        self.net_: _Net | None = None
+        self.n_items_: int | None = None
+        self.epsilon_: float | None = None
+        self.delta_: float | None = None
+        self.noise_multiplier_: float | None = None
+        self.history_: list[dict[str, float]] = []
+
+    def _check_params(self) -> None:
+        for key in ("d", "n_layers", "n_heads", "max_len", "batch_size", "epochs"):
+            if int(getattr(self, key)) <= 0:
+                raise ValidationError(key, getattr(self, key), "must be > 0")
+        if self.d % self.n_heads:
+            raise ValidationError("n_heads", self.n_heads, f"must divide d={self.d}")
+        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
+            raise ValidationError("dp_epsilon", self.dp_epsilon, "must be > 0 (or None for no DP)")
+        if self.dp_delta is not None and not 0 < self.dp_delta < 1:
+            raise ValidationError("dp_delta", self.dp_delta, "must be in (0, 1)")
+        if self.dp_accountant not in {"rdp", "prv"}:
+            raise ValidationError("dp_accountant", self.dp_accountant, "must be 'rdp' or 'prv'")
+        if not self.dp_max_grad_norm > 0:
+            raise ValidationError("dp_max_grad_norm", self.dp_max_grad_norm, "must be > 0")
+
+    def rows(self, sequences: Sequence[IntArray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One (input, target) token row per sequence of >= 2 items: its last ``max_len + 1`` items."""
+        window = [np.asarray(s, dtype=np.int64)[-(self.max_len + 1):] for s in sequences if len(s) >= 2]
+        if not window:
+            raise ValidationError("sequences", len(sequences), "need at least one sequence of >= 2 items")
+        inputs = left_pad([w[:-1] for w in window], self.max_len)
+        targets = left_pad([w[1:] for w in window], self.max_len)
+        return torch.from_numpy(inputs), torch.from_numpy(targets)
+
+    def fit(self, train: Interactions) -> Self:
+        """Train on ``train.sequences`` (one row per shopper); DP-SGD when ``dp_epsilon`` is set."""
+        self._check_params()
+        inputs, targets = self.rows(train.sequences)
+        torch.set_num_threads(self.num_threads)
+        torch.manual_seed(self.seed)
+        self.n_items_ = train.n_items
+        net = _Net(train.n_items, self.d, self.n_layers, self.n_heads, self.max_len, self.dropout)
+        optim = torch.optim.Adam(net.parameters(), lr=self.lr)
+        gen = torch.Generator().manual_seed(self.seed)
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets),
+                                             batch_size=self.batch_size, shuffle=True, generator=gen)
+        engine = None
+        model: nn.Module = net
+        if self.dp_epsilon is not None:
+            model, optim, loader, engine = self._make_private(net, optim, loader, len(inputs))
+        self.history_ = []
+        for epoch in range(self.epochs):
+            model.train()
+            total, steps = 0.0, 0
+            for inp, tgt in loader:
+                if inp.shape[0] == 0:
+                    continue  # an empty Poisson batch: skipping it spends no less privacy than stepping
+                width = max(1, int((inp > 0).sum(1).max()))
+                loss = _row_losses(model(inp[:, -width:]), tgt[:, -width:]).mean()
+                optim.zero_grad(set_to_none=True)
+                with warnings.catch_warnings():  # Opacus's hooks on a module whose input needs no gradient
+                    warnings.simplefilter("ignore", UserWarning)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                optim.step()
+                total, steps = total + float(loss.detach()), steps + 1
+            record = {"epoch": float(epoch + 1), "loss": total / max(steps, 1)}
+            if engine is not None:
+                record["epsilon"] = float(engine.get_epsilon(self.delta_))
+            self.history_.append(record)
+        if engine is not None:
+            self.epsilon_ = float(engine.get_epsilon(self.delta_))
+        self.net_ = net
+        net.eval()
+        return self
+
+    def _make_private(self, net: _Net, optim: Any, loader: Any, n_rows: int) -> tuple[Any, Any, Any, Any]:
+        from opacus import PrivacyEngine  # type: ignore[import-untyped]
+
+        self.delta_ = float(self.dp_delta) if self.dp_delta is not None else 1.0 / (10 * n_rows)
+        with warnings.catch_warnings():  # Opacus warns about secure RNG: the seeded generator is deliberate
+            warnings.simplefilter("ignore")
+            engine = PrivacyEngine(accountant=self.dp_accountant)
+            model, optim, loader = engine.make_private_with_epsilon(
+                module=net, optimizer=optim, data_loader=loader, target_epsilon=float(self.dp_epsilon or 0),
+                target_delta=self.delta_, epochs=self.epochs, max_grad_norm=self.dp_max_grad_norm,
+                poisson_sampling=True, noise_generator=torch.Generator().manual_seed(self.seed + 1))
+        self.noise_multiplier_ = float(optim.noise_multiplier)
+        return model, optim, loader, engine
+
+    def _logits_last(self, histories: Sequence[IntArray]) -> torch.Tensor:
+        check_fitted(self, "net_")
+        assert self.net_ is not None and self.n_items_ is not None
+        for h in histories:
+            arr = np.asarray(h)
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
+                raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+        seqs = torch.from_numpy(left_pad(histories, self.max_len))
+        with torch.no_grad():
+            return torch.cat([self.net_(seqs[lo:lo + 512])[:, -1] for lo in range(0, len(histories), 512)]
+                             or [torch.zeros(0, self.n_items_)])
+
+    def score(self, histories: Sequence[IntArray]) -> FloatArray:
+        """Scores ``(len(histories), n_items)`` for the next item after each history."""
+        out: FloatArray = self._logits_last(histories).numpy().astype(np.float32)
+        return out
+
+    def row_losses(self, sequences: Sequence[IntArray]) -> FloatArray:
+        """Each sequence's mean next-item cross-entropy, built as a training row (membership-inference signal)."""
+        check_fitted(self, "net_")
+        assert self.net_ is not None
+        inputs, targets = self.rows(sequences)
+        with torch.no_grad():
+            parts = [_row_losses(self.net_(inputs[lo:lo + 512]), targets[lo:lo + 512])
+                     for lo in range(0, len(inputs), 512)]
+        out: FloatArray = torch.cat(parts).numpy().astype(np.float32)
+        return out
