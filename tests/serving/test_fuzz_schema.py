@@ -64,6 +64,12 @@ def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
     return True
 
 
+def _timeout(path: str) -> float:
+    """Seconds to wait for an answer: the what-if runs the offer simulator (about 15 s of CPU for its
+    default body, bounded per request; cached per body), which a loaded machine stretches past 30 s."""
+    return 180.0 if path == "/v1/offers/whatif" else 30.0
+
+
 def _fuzz(api_schema: Any, svc: Service, mode: GenerationMode, examples: int, checks: list[Any]) -> list[str]:
     """Run ``examples`` cases of every operation; the failures as 'METHOD PATH: message' lines.
 
@@ -74,12 +80,13 @@ def _fuzz(api_schema: Any, svc: Service, mode: GenerationMode, examples: int, ch
     headers = {"Authorization": f"Bearer {svc.admin}"}
     for result in api_schema.get_all_operations():
         op = result.ok()
+        wait = _timeout(op.path)
 
         @given(case=op.as_strategy(generation_mode=mode))
         @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
         def run(case: Any) -> None:
-            response = case.call(base_url=svc.base, headers=headers, timeout=30)
+            response = case.call(base_url=svc.base, headers=headers, timeout=wait)  # noqa: B023 - run() runs in this iteration
             case.validate_response(response, checks=checks)
 
         try:
