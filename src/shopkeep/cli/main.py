@@ -26,12 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML config file (SHOPKEEP_<SECTION>__<KEY> env vars override it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from shopkeep.cli import (
+        keys,  # shopkeep keys create: API keys, config holds hashes (cli/keys.py)
         operators,  # shopkeep operators run: watchers propose (cli/operators.py)
         worker,  # shopkeep worker: bus consumers (cli/worker.py)
     )
 
     for module in (catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train, worker,
-                   operators):
+                   operators, keys):
         module.register(sub)
     return parser
 
