@@ -111,8 +111,9 @@ class SharedPopularSource(PopularSource):
     """:class:`PopularSource` over the shared aggregates: the ``top_n`` items by decayed trend and by
     all-time total, read again at most every ``refresh_s`` seconds (so API workers agree within that).
 
-    :meth:`add` counts nothing: ``shopkeep worker`` folds the events in from the bus, exactly once. When
-    the aggregates cannot be read the last counts read stay in use (and the failure is logged).
+    :meth:`add` counts nothing: ``shopkeep worker`` folds the events in from the bus, exactly once. Until
+    the aggregates hold any count (a fresh deployment), the counts the source started with (training's)
+    stay in use; when the aggregates cannot be read, the last counts stay in use (the failure is logged).
     """
 
     def __init__(self, snapshot: CatalogSnapshot, aggregates: SharedAggregates, *, refresh_s: float = 1.0,
@@ -143,6 +144,8 @@ class SharedPopularSource(PopularSource):
                 total = dict(self.aggregates.popular(self.top_n, trending=False))
             except StorageError as exc:
                 log.warning("shared popularity unreadable, keeping the last counts: %s", exc)
+                return False
+            if not total:  # nothing aggregated yet: keep the counts we started with
                 return False
             # new tables: PopularSource rebuilds its dense arrays and scores from them
             self.trend_, self.total_, self.ref_ms_ = trend, total, now_ms
@@ -214,19 +217,23 @@ def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None =
     """Every source for ``snapshot``: content vectors for all items (HNSW from ``exact_below`` items;
     with artifacts, the built index is cached next to them and reused while the item texts are the
     same), popularity from ``popular_counts`` (saved by training) and/or ``events`` -- or, with
-    ``shared`` aggregates, from those (read every ``shared_refresh_s``) -- and the trained models of
+    ``shared`` aggregates, from those (read every ``shared_refresh_s``; training's counts until they
+    hold any) -- and the trained models of
     ``artifacts``; ``visit_prior`` (with ``item_ids``) backs the ``context`` source."""
-    if shared is not None:
-        popular: PopularSource = SharedPopularSource(snapshot, shared, refresh_s=shared_refresh_s)
-        return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below), visit_prior)
-    popular = PopularSource(snapshot)
-    if popular_counts:
-        popular.trend_ = {str(k): float(v) for k, v in popular_counts.get("trend", {}).items()}
-        popular.total_ = {str(k): float(v) for k, v in popular_counts.get("total", {}).items()}
-        ref = popular_counts.get("ref_ms")
-        popular.ref_ms_ = int(ref) if ref is not None else None
-    popular.add(events)
+    popular = SharedPopularSource(snapshot, shared, refresh_s=shared_refresh_s) if shared is not None \
+        else PopularSource(snapshot)
+    _load_counts(popular, popular_counts)
+    popular.add(events)  # (the shared source counts nothing here: the worker does)
     return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below), visit_prior)
+
+
+def _load_counts(popular: PopularSource, counts: Mapping[str, Any] | None) -> None:
+    """Start ``popular`` from the counts training saved (trend, total, their reference time)."""
+    if counts:
+        popular.trend_ = {str(k): float(v) for k, v in counts.get("trend", {}).items()}
+        popular.total_ = {str(k): float(v) for k, v in counts.get("total", {}).items()}
+        ref = counts.get("ref_ms")
+        popular.ref_ms_ = int(ref) if ref is not None else None
 
 
 def _content_index(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None,
