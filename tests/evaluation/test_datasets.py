@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +88,9 @@ def test_missing_files_and_unknown_format(tmp_path: Path) -> None:
 
 
 @pytest.mark.data
-def test_real_files_load_fast_with_the_documented_counts(shared_data: Path) -> None:
-    start = time.perf_counter()
+def test_real_files_load_with_the_documented_counts(shared_data: Path) -> None:
     beauty = load_dataset(shared_data / "amazon-beauty-5core-seq", "seqrec")
     digi = load_dataset(shared_data / "diginetica-cikm16" / "srgnn_split", "sessions")
-    assert time.perf_counter() - start < 10.0
     assert (len(beauty.sequences), beauty.n_items, beauty.n_interactions) == (22363, 12101, 198502)
     assert beauty.features.n_attributes > 0 and len(beauty.features.attributes) == beauty.n_items
     assert len(beauty.features.titles) == beauty.n_items
