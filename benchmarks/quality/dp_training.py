@@ -3,8 +3,8 @@
 Shoppers of Amazon Beauty are shuffled with ``--seed``; the first ``--members`` are training members,
 the next ``--members`` are non-members that no model ever sees. Every model is
 :class:`shopkeep.models.dp_training.DPSeqRec` with the same fixed settings (chosen before any run,
-nothing tuned on a test split): d=64, 1 layer, 2 heads, max_len 20, dropout 0.2, Adam lr 1e-3, expected
-batch 256, ``--epochs`` epochs; once without DP and once per ``--eps`` with DP-SGD (clip 1.0,
+nothing tuned on a test split): d=64, 1 layer, 2 heads, max_len 20, dropout 0.2, Adam lr 1e-3 (``--lr``),
+expected batch 256 (``--batch``), ``--epochs`` epochs; once without DP and once per ``--eps`` with DP-SGD (clip 1.0,
 δ = 1 / (10 · members), RDP accountant; ε is the accountant's figure after training).
 
 Accuracy: seqrec protocol on the members (train on s[:-2]; test input s[:-1], target s[-1]; all items
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--eps", default="8")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=SETTINGS["lr"])
+    parser.add_argument("--batch", type=int, default=SETTINGS["batch_size"], help="expected batch (Poisson with DP)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "dp_training.md"))
     args = parser.parse_args()
     console = Console()
@@ -73,6 +75,7 @@ def main() -> None:
     members = [seqs[i] for i in order[:args.members]]
     others = [seqs[i] for i in order[args.members:2 * args.members]]
     train = Interactions(tuple(s[:-2] for s in members), data.n_items)
+    settings = {**SETTINGS, "lr": args.lr, "batch_size": args.batch}
     delta = 1.0 / (10 * len(members))
     rows = []
     runs: list[float | None] = [None, *(float(e) for e in args.eps.split(",") if e)]
@@ -81,7 +84,7 @@ def main() -> None:
         task = bar.add_task("DPSeqRec runs", total=len(runs))
         for eps in runs:
             t0 = time.perf_counter()
-            model = DPSeqRec(**SETTINGS, epochs=args.epochs, dp_epsilon=eps, dp_delta=delta if eps else None,
+            model = DPSeqRec(**settings, epochs=args.epochs, dp_epsilon=eps, dp_delta=delta if eps else None,
                              seed=args.seed).fit(train)
             fit_s = time.perf_counter() - t0
             attack = auc(model.row_losses([s[:-2] for s in members]), model.row_losses([s[:-2] for s in others]))
@@ -92,7 +95,7 @@ def main() -> None:
     lines = [f"# User-level DP-SGD (Opacus) on {data.name}: accuracy and membership inference", "",
              f"{hardware_summary()}; {time.perf_counter() - start:.0f} s in all; seed {args.seed}; "
              f"{len(members)} member and {len(others)} non-member shoppers (of {len(seqs)} with >= 4 items); "
-             f"{data.n_items} items; {args.epochs} epochs; settings {SETTINGS}", "",
+             f"{data.n_items} items; {args.epochs} epochs; settings {settings}", "",
              "| training | ε (δ) | noise σ | members NDCG@10 | HR@10 | non-members NDCG@10 | attack AUC | fit s |",
              "|---|---|---|---|---|---|---|---|"]
     for eps, model, fit_s, acc, acc_new, attack in rows:
@@ -104,7 +107,7 @@ def main() -> None:
         f"{'plain' if eps is None else f'eps {eps:g}'}: " + ", ".join(f"{h['loss']:.3f}" for h in m.history_)
         for eps, m, *_ in rows), "",
         f"Command: `.venv/bin/python benchmarks/quality/dp_training.py --members {args.members} --epochs "
-        f"{args.epochs} --eps {args.eps} --seed {args.seed}`", ""]
+        f"{args.epochs} --eps {args.eps} --seed {args.seed} --lr {args.lr:g} --batch {args.batch}`", ""]
     text = "\n".join(lines)
     console.print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
