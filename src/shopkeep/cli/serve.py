@@ -1,9 +1,9 @@
 """``shopkeep serve``: the HTTP service over the configured store (uvicorn, one or more workers).
 
-API keys are required unless ``--no-auth`` is given on a loopback address: set
-``SHOPKEEP_SERVING__API_KEYS='KEY:read+ingest,ADMINKEY:admin'`` (or ``serving.api_keys`` in the
-config file). With ``--workers`` > 1 every worker must see the same hot state, so the online state
-must be Redis (``--online redis://127.0.0.1:6379/0``).
+API keys are required unless ``--no-auth`` is given on a loopback address: ``shopkeep keys create
+--scopes read,ingest`` prints a key and its hashed entry for ``SHOPKEEP_SERVING__API_KEYS`` (or
+``serving.api_keys`` / ``serving.api_keys_file`` in the config file). With ``--workers`` > 1 every
+worker must see the same hot state, so the online state must be Redis (``--online redis://127.0.0.1:6379/0``).
 """
 
 from __future__ import annotations

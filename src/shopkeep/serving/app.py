@@ -207,8 +207,9 @@ def _api_keys(config: Config, auth: bool | None) -> ApiKeys:
     if enabled and not keys.entries:
         from shopkeep.errors import ConfigError
 
-        raise ConfigError("auth is on but no API keys are configured: set serving.api_keys "
-                          "(SHOPKEEP_SERVING__API_KEYS='KEY:read+ingest,ADMINKEY:admin') or turn auth off",
+        raise ConfigError("auth is on but no API keys are configured: `shopkeep keys create --scopes read,ingest` "
+                          "prints a key and its entry for serving.api_keys (or serving.api_keys_file), or turn "
+                          "auth off",
                           {"key": "serving.api_keys"})
     return keys
 
