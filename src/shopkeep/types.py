@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, overload
 
 from shopkeep.errors import ConflictError, ValidationError
 
@@ -29,6 +29,7 @@ __all__ = [
     "EventContext",
     "EventType",
     "FulfillmentOption",
+    "IndexedSequence",
     "Item",
     "Money",
     "ReturnReason",
@@ -284,3 +285,34 @@ class Item:
     def currency(self) -> str | None:
         """The currency of the item's price, if priced."""
         return self.price.currency if self.price else None
+
+
+_T = TypeVar("_T")
+
+
+class IndexedSequence(Sequence[_T]):
+    """A read-only sequence whose elements are built on access by :meth:`_at` (arrays behind, objects out).
+
+    Subclasses define ``__len__`` and ``_at(j)`` for ``0 <= j < len(self)``; this class adds negative
+    indices, slices (a list) and iteration.
+    """
+
+    def _at(self, j: int) -> _T:
+        """Element ``j`` (``0 <= j < len(self)``)."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, j: int) -> _T: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[_T]: ...
+    def __getitem__(self, j: int | slice) -> _T | list[_T]:
+        if isinstance(j, slice):
+            return [self._at(n) for n in range(*j.indices(len(self)))]
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        return self._at(j)
+
+    def __iter__(self) -> Iterator[_T]:
+        return (self._at(j) for j in range(len(self)))

@@ -28,10 +28,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, overload, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,7 @@ from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context
 from shopkeep.ranking.features import Fused
+from shopkeep.types import IndexedSequence
 
 __all__ = ["Fused", "FusedArraysLike", "HeadModel", "Objective", "PurchaseModel", "RankedArrays", "Ranker",
            "RelevancePrior", "ScoredItem"]
@@ -117,7 +118,7 @@ class FusedArraysLike(Protocol):
     def __len__(self) -> int: ...
 
 
-class RankedArrays(Sequence[ScoredItem]):
+class RankedArrays(IndexedSequence[ScoredItem]):
     """A ranked list held as arrays (best first); a read-only sequence of :class:`ScoredItem` built on
     access. ``indices``/``scores`` are per position; ``source_ranks`` has one column per ``names``."""
 
@@ -140,22 +141,9 @@ class RankedArrays(Sequence[ScoredItem]):
     def __len__(self) -> int:
         return len(self.order)
 
-    @overload
-    def __getitem__(self, j: int) -> ScoredItem: ...
-    @overload
-    def __getitem__(self, j: slice) -> list[ScoredItem]: ...
-    def __getitem__(self, j: int | slice) -> ScoredItem | list[ScoredItem]:
-        if isinstance(j, slice):
-            return [self[n] for n in range(*j.indices(len(self)))]
-        if j < 0:
-            j += len(self)
-        if not 0 <= j < len(self):
-            raise IndexError(j)
+    def _at(self, j: int) -> ScoredItem:
         return ScoredItem(self.item_ids[int(self.indices[j])], float(self.scores[j]), self.sources_at(j),
                           float(self.rel[j]), float(self.p[j]), float(self.margin[j]), float(self.click[j]))
-
-    def __iter__(self) -> Iterator[ScoredItem]:
-        return (self[j] for j in range(len(self)))
 
 
 def _arrays_of(fused: Sequence[Fused], snapshot: CatalogSnapshot) -> FusedArraysLike | None:

@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self, overload, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from shopkeep.errors import ValidationError
 from shopkeep.features.context import Context, Surface
 from shopkeep.retrieval.base import Candidate, CandidateSource, FusedCandidate, Mask
 from shopkeep.retrieval.binding import Hit
+from shopkeep.types import IndexedSequence
 
 __all__ = ["SURFACE_WEIGHTS", "ArraySource", "FusedArrays", "Retriever", "WeightedSource", "fuse"]
 
@@ -63,7 +64,7 @@ class ArraySource(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class FusedArrays(Sequence[FusedCandidate]):
+class FusedArrays(IndexedSequence[FusedCandidate]):
     """A fused list as arrays, best first; a read-only sequence of :class:`FusedCandidate` built on access.
 
     ``indices``/``scores``: snapshot index and fused score per candidate; ``names``: source names
@@ -81,21 +82,8 @@ class FusedArrays(Sequence[FusedCandidate]):
     def __len__(self) -> int:
         return len(self.indices)
 
-    @overload
-    def __getitem__(self, j: int) -> FusedCandidate: ...
-    @overload
-    def __getitem__(self, j: slice) -> list[FusedCandidate]: ...
-    def __getitem__(self, j: int | slice) -> FusedCandidate | list[FusedCandidate]:
-        if isinstance(j, slice):
-            return [self[n] for n in range(*j.indices(len(self)))]
-        if j < 0:
-            j += len(self)
-        if not 0 <= j < len(self):
-            raise IndexError(j)
+    def _at(self, j: int) -> FusedCandidate:
         return FusedCandidate(self.item_ids[int(self.indices[j])], float(self.scores[j]), self.sources_at(j))
-
-    def __iter__(self) -> Iterator[FusedCandidate]:
-        return (self[j] for j in range(len(self)))
 
     def sources_at(self, j: int) -> dict[str, tuple[float, int]]:
         """Candidate ``j``'s sources: name → (score, rank), in name order."""
