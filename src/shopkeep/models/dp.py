@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -36,9 +35,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import Interactions, ValidateFn, check_fitted
+from shopkeep.models.base import Interactions, ValidateFn
 from shopkeep.models.itemknn import ItemKNNRecommender
-from shopkeep.models.registry import read_artifact, write_artifact
+from shopkeep.models.popularity import PopularityRecommender
 
 __all__ = [
     "DPItemKNNRecommender",
@@ -161,8 +160,10 @@ def _check_mechanism(mechanism: str, delta: float) -> None:
         raise ValidationError("delta", delta, "must be > 0 for the Gaussian mechanism")
 
 
-class DPPopularityRecommender:
+class DPPopularityRecommender(PopularityRecommender):
     """Popularity from user-clipped, noised item counts: (epsilon, delta)-DP per user (module docstring).
+
+    ``score``/``save``/``load`` are :class:`PopularityRecommender`'s: the noisy counts are safe to publish.
 
     ``refit_on_validation``: the evaluation runner refits on train + validation; that refit is the
     model released (and the one whose epsilon counts).
@@ -178,7 +179,7 @@ class DPPopularityRecommender:
         self.clip = clip
         self.mechanism = mechanism
         self.seed = seed
-        self.counts_: npt.NDArray[np.float64] | None = None
+        super().__init__()
 
     def fit(self, train: Interactions, validate: ValidateFn | None = None) -> Self:
         """Clip, count, add noise. ``validate`` is unused."""
@@ -188,26 +189,6 @@ class DPPopularityRecommender:
         self.counts_ = noisy_item_counts(train, epsilon=self.epsilon, delta=self.delta, clip=self.clip,
                                          mechanism=self.mechanism, rng=rng)
         return self
-
-    def score(self, histories: Sequence[IntArray]) -> FloatArray:
-        """The noisy count vector repeated for each history."""
-        check_fitted(self, "counts_")
-        assert self.counts_ is not None  # for mypy; check_fitted raised otherwise
-        return np.tile(self.counts_.astype(np.float32), (len(histories), 1))
-
-    def save(self, path: Path) -> None:
-        """Write the noisy counts (safe to publish) and config."""
-        check_fitted(self, "counts_")
-        assert self.counts_ is not None
-        write_artifact(path, self.name, self.get_config(), {"counts": self.counts_})
-
-    @classmethod
-    def load(cls, path: Path) -> Self:
-        """Read a model written by :meth:`save`."""
-        doc, arrays = read_artifact(path, cls.name)
-        model = cls(**doc["config"])
-        model.counts_ = arrays["counts"].astype(np.float64)
-        return model
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's keyword arguments."""
