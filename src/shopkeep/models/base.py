@@ -27,7 +27,10 @@ import numpy.typing as npt
 
 from shopkeep.errors import NotFittedError, ValidationError
 
-__all__ = ["Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted", "left_pad"]
+__all__ = [
+    "Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted", "check_item_range",
+    "left_pad", "save_weights",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -100,6 +103,34 @@ def check_fitted(model: object, attribute: str) -> None:
         raise NotFittedError(
             f"{type(model).__name__} is not fitted: call fit() or load() first", {"model": type(model).__name__}
         )
+
+
+def check_item_range(histories: Sequence[IntArray], n_items: int) -> None:
+    """Raise :class:`ValidationError` when a history holds an item index outside ``[0, n_items)``.
+
+    >>> check_item_range([np.array([0, 2])], 3)
+    >>> check_item_range([np.array([3])], 3)
+    Traceback (most recent call last):
+    ...
+    shopkeep.errors.ValidationError: histories=[3]: item index outside [0, 3)
+    """
+    for h in histories:
+        arr = np.asarray(h)
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n_items):
+            raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {n_items})")
+
+
+def save_weights(path: Path, module: Any, filename: str) -> Path:
+    """Create the directory ``path`` and write ``module``'s state dict (CPU, contiguous) to ``path / filename``
+    as safetensors; returns ``path`` as a :class:`~pathlib.Path`. torch and safetensors are imported here, lazily.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path / filename))
+    return path
 
 
 def left_pad(seqs: Sequence[IntArray], max_len: int) -> IntArray:

@@ -30,11 +30,20 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted, left_pad
+from shopkeep.models.base import (
+    FloatArray,
+    IntArray,
+    Interactions,
+    ValidateFn,
+    check_fitted,
+    check_item_range,
+    left_pad,
+    save_weights,
+)
 
 __all__ = ["SASRec", "SASRecSession"]
 
@@ -304,10 +313,7 @@ class SASRec:
     def _check_histories(self, histories: Sequence[IntArray]) -> None:
         check_fitted(self, "net_")
         assert self.n_items_ is not None
-        for h in histories:
-            arr = np.asarray(h)
-            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
-                raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+        check_item_range(histories, self.n_items_)
 
     def _chunks(self, histories: Sequence[IntArray], size: int = 512) -> Iterator[tuple[np.ndarray[Any, Any], Any]]:
         """``(rows, tokens)`` chunks in order of history length, each padded only to its longest history.
@@ -354,10 +360,7 @@ class SASRec:
         """Write ``model.safetensors`` and ``model.json`` (format version, config, n_items) into ``path``."""
         check_fitted(self, "net_")
         assert self.net_ is not None
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
-        save_file(state, str(path / _WEIGHTS))
+        path = save_weights(path, self.net_, _WEIGHTS)
         n_attr = 0 if self.net_.attr_emb is None else int(self.net_.attr_emb.num_embeddings)
         meta = {
             "format_version": FORMAT_VERSION,

@@ -50,11 +50,21 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, ItemFeatures, ValidateFn, check_fitted, left_pad
+from shopkeep.models.base import (
+    FloatArray,
+    IntArray,
+    Interactions,
+    ItemFeatures,
+    ValidateFn,
+    check_fitted,
+    check_item_range,
+    left_pad,
+    save_weights,
+)
 from shopkeep.models.content import EMBEDDING_DIM, MINILM, ContentKNN, attribute_idf, embed_texts
 
 __all__ = ["TwoTower"]
@@ -458,10 +468,7 @@ class TwoTower:
         """
         check_fitted(self, "net_")
         assert self.net_ is not None and self.n_items_ is not None
-        for h in histories:
-            arr = np.asarray(h)
-            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
-                raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+        check_item_range(histories, self.n_items_)
         self.net_.eval()
         table = self._item_table()
         out = np.zeros((len(histories), self.d + int(self.net_.content.shape[1])), dtype=np.float32)
@@ -527,10 +534,7 @@ class TwoTower:
         """Write ``model.safetensors`` and ``model.json`` (format version, config, sizes, history)."""
         check_fitted(self, "net_")
         assert self.net_ is not None
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
-        save_file(state, str(path / _WEIGHTS))
+        path = save_weights(path, self.net_, _WEIGHTS)
         meta = {"n_items": self.n_items_, "n_attributes": self.net_.items.n_attr, "history": self.history_}
         doc = {"format_version": FORMAT_VERSION, "model": self.name, "config": self.get_config(), "meta": meta}
         (path / _META).write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
