@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 
@@ -12,7 +12,7 @@ from shopkeep.pipeline.engine import Engine
 from shopkeep.serving.auth import ApiKeys, RateLimiter, key_from_headers
 from shopkeep.serving.errors import ApiError
 
-__all__ = ["EngineDep", "app_engine", "require_scope"]
+__all__ = ["EngineDep", "app_engine", "engine_bound", "require_scope"]
 
 
 def require_scope(scope: str) -> Callable[[Request], None]:
@@ -47,3 +47,22 @@ def app_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(app_engine)]
+
+
+class _EngineBound(Protocol):
+    @property
+    def engine(self) -> Engine: ...
+
+
+_B = TypeVar("_B", bound=_EngineBound)
+
+
+def engine_bound(request: Request, attribute: str, build: Callable[[Engine], _B]) -> _B:
+    """The object the app keeps as ``state.<attribute>``: built by ``build(engine)`` on first use and built
+    again once the app's engine was swapped (its ``engine`` is no longer the app's)."""
+    state = request.app.state
+    found: _B | None = getattr(state, attribute, None)
+    if found is None or found.engine is not state.engine:
+        found = build(state.engine)
+        setattr(state, attribute, found)
+    return found

@@ -30,7 +30,7 @@ from shopkeep.features.context import ContextRequest
 from shopkeep.models.content import MINILM
 from shopkeep.pipeline.engine import Engine
 from shopkeep.search import SearchConfig, Searcher, SearchRequest, SearchResponse
-from shopkeep.serving.deps import require_scope
+from shopkeep.serving.deps import engine_bound, require_scope
 
 __all__ = ["SearchBody", "SearchService", "default_encoder", "response_to_dict", "router"]
 
@@ -120,11 +120,7 @@ _require_search = require_scope("search")
 
 
 def _service(request: Request) -> SearchService:
-    state = request.app.state
-    service: SearchService | None = getattr(state, "search_service", None)
-    if service is None or service.engine is not state.engine:
-        service = state.search_service = SearchService(state.engine)
-    return service
+    return engine_bound(request, "search_service", SearchService)
 
 
 router = APIRouter()

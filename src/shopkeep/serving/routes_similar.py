@@ -30,7 +30,7 @@ from shopkeep.errors import NotFoundError, ValidationError
 from shopkeep.features.context import ContextRequest
 from shopkeep.index import ExactIndex, VectorIndex
 from shopkeep.pipeline.engine import Engine
-from shopkeep.serving.deps import require_scope
+from shopkeep.serving.deps import engine_bound, require_scope
 
 __all__ = ["SimilarBody", "SimilarIndex", "similar_router"]
 
@@ -154,11 +154,7 @@ class SimilarIndex:
 
 
 def _similar(request: Request) -> SimilarIndex:
-    state = request.app.state
-    found: SimilarIndex | None = getattr(state, "similar_index", None)
-    if found is None or found.engine is not state.engine:
-        found = state.similar_index = SimilarIndex(state.engine)
-    return found
+    return engine_bound(request, "similar_index", SimilarIndex)
 
 
 def similar_router() -> APIRouter:
