@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shopkeep.catalog.snapshot import active_items
 from shopkeep.errors import ValidationError
 from shopkeep.types import AttributeValue, Item, Money
 
@@ -240,12 +241,7 @@ def audit_catalog(items: Iterable[Item], *, jaccard: float = 0.9, coverage: floa
         raise ValidationError("coverage", coverage, "must be in (0, 1]")
     if not outlier_ratio > 1.0:
         raise ValidationError("outlier_ratio", outlier_ratio, "must be > 1")
-    active: list[Item] = []
-    for i, it in enumerate(items):
-        if not isinstance(it, Item):
-            raise ValidationError(f"items[{i}]", it, "must be an Item")
-        if it.active:
-            active.append(it)
+    active = list(active_items(items))
     findings = [*_inconsistent(active), *_prices(active, outlier_ratio), *_ranges(active),
                 *_duplicates(active, jaccard), *_missing(active, coverage)]
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.kind, f.item_ids))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from shopkeep.catalog.snapshot import CatalogSnapshot
+from shopkeep.catalog.snapshot import CatalogSnapshot, active_items
 from shopkeep.errors import ValidationError
 from shopkeep.types import Item, Money
 
@@ -104,11 +104,8 @@ def product_jsonld(item: Item, *, in_stock: bool, base_url: str = "") -> dict[st
 def product_feed(items: Iterable[Item], *, base_url: str = "") -> Iterator[dict[str, Any]]:
     """JSON-LD for every active item, streamed in chunks (availability from each item's own stock)."""
     chunk: list[Item] = []
-    for i, it in enumerate(items):
-        if not isinstance(it, Item):
-            raise ValidationError(f"items[{i}]", it, "must be an Item")
-        if it.active:
-            chunk.append(it)
+    for it in active_items(items):
+        chunk.append(it)
         if len(chunk) >= _CHUNK:
             yield from _chunk_docs(chunk, base_url)
             chunk = []

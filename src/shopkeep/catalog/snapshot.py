@@ -31,7 +31,7 @@ always in stock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from shopkeep.types import Item
 if TYPE_CHECKING:
     from shopkeep.catalog.repository import CatalogRepository
 
-__all__ = ["CatalogSnapshot", "Mask", "normalize_value"]
+__all__ = ["CatalogSnapshot", "Mask", "active_items", "normalize_value"]
 
 #: Boolean mask over the snapshot's item indices: True = selected (same type as retrieval's Mask).
 Mask = npt.NDArray[np.bool_]
@@ -64,6 +64,15 @@ def normalize_value(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return str(int(value))
     return str(value).strip().lower()
+
+
+def active_items(items: Iterable[Item]) -> Iterator[Item]:
+    """The active ones of ``items``, lazily; anything not an :class:`Item` raises, naming its index."""
+    for i, it in enumerate(items):
+        if not isinstance(it, Item):
+            raise ValidationError(f"items[{i}]", it, "must be an Item")
+        if it.active:
+            yield it
 
 
 def _values(value: object) -> tuple[str, ...]:
