@@ -17,6 +17,7 @@ Every model passes tests/models/test_model_conformance.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,8 @@ import numpy.typing as npt
 from shopkeep.errors import NotFittedError, ValidationError
 
 __all__ = [
-    "Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted", "check_item_range",
-    "left_pad", "save_weights",
+    "BestWeights", "Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted",
+    "check_item_range", "left_pad", "save_weights",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -131,6 +132,29 @@ def save_weights(path: Path, module: Any, filename: str) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(path / filename))
     return path
+
+
+class BestWeights:
+    """Early stopping on validation: a copy of a torch module's weights at the best score seen, and
+    ``waited``, the scores recorded since the best one."""
+
+    def __init__(self) -> None:
+        self.best = -math.inf
+        self.state: dict[str, Any] | None = None
+        self.waited = 0
+
+    def update(self, score: float, module: Any) -> None:
+        """Record ``score`` of ``module``'s current weights (copied when the score is the best so far)."""
+        if score > self.best:
+            self.best, self.waited = score, 0
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        else:
+            self.waited += 1
+
+    def restore(self, module: Any) -> None:
+        """Load the best weights into ``module``; nothing when no score was recorded."""
+        if self.state is not None:
+            module.load_state_dict(self.state)
 
 
 def left_pad(seqs: Sequence[IntArray], max_len: int) -> IntArray:

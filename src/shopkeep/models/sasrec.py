@@ -35,6 +35,7 @@ from torch import nn
 
 from shopkeep.errors import ValidationError
 from shopkeep.models.base import (
+    BestWeights,
     FloatArray,
     IntArray,
     Interactions,
@@ -235,7 +236,7 @@ class SASRec:
     def _train_loop(self, inputs: Any, targets: Any, optim: Any, epochs: int, validate: ValidateFn | None) -> None:
         assert self.net_ is not None
         rng = np.random.default_rng(self.seed)
-        best, best_state, waited, start = -math.inf, None, 0, time.monotonic()
+        stop, start = BestWeights(), time.monotonic()
         self.history_ = []
         lengths = (inputs > 0).sum(axis=1)
         for epoch in range(epochs):
@@ -253,19 +254,14 @@ class SASRec:
             if validate is not None:
                 self.net_.eval()
                 record["validation"] = score = float(validate(self))
-                if score > best:
-                    best, waited = score, 0
-                    best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                else:
-                    waited += 1
+                stop.update(score, self.net_)
             record["seconds"] = elapsed = time.monotonic() - start
             self.history_.append(record)
             # Stop before an epoch that would end past the budget (the last one predicts the next one's cost).
             last_cost = elapsed - (self.history_[-2]["seconds"] if len(self.history_) > 1 else 0.0)
-            if waited >= self.patience or elapsed + last_cost > self.max_train_seconds:
+            if stop.waited >= self.patience or elapsed + last_cost > self.max_train_seconds:
                 break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
+        stop.restore(self.net_)
 
     def _epoch_batches(self, lengths: np.ndarray[Any, Any], rng: np.random.Generator) -> list[np.ndarray[Any, Any]]:
         """One epoch's row batches: a seeded shuffle; with ``length_buckets`` = m, every run of m batches

@@ -55,6 +55,7 @@ from torch import nn
 
 from shopkeep.errors import ValidationError
 from shopkeep.models.base import (
+    BestWeights,
     FloatArray,
     IntArray,
     Interactions,
@@ -390,7 +391,7 @@ class TwoTower:
         assert self.net_ is not None
         optim = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         rng = np.random.default_rng(self.seed)
-        best, best_state, waited, start = -math.inf, None, 0, time.monotonic()
+        stop, start = BestWeights(), time.monotonic()
         self.history_ = []
         for epoch in range(epochs):
             order = rng.permutation(len(inputs))[: max(1, math.ceil(self.epoch_fraction * len(inputs)))]
@@ -405,17 +406,12 @@ class TwoTower:
             record = {"epoch": float(epoch + 1), "loss": total / max(1, steps)}
             if validate is not None:
                 record["validation"] = score = float(validate(self))
-                if score > best:
-                    best, waited = score, 0
-                    best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                else:
-                    waited += 1
+                stop.update(score, self.net_)
             record["seconds"] = time.monotonic() - start
             self.history_.append(record)
-            if waited >= self.patience or record["seconds"] > self.max_train_seconds:
+            if stop.waited >= self.patience or record["seconds"] > self.max_train_seconds:
                 break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
+        stop.restore(self.net_)
         self._item_cache = None
 
     def _step(self, inp: Any, tgt: Any, optim: Any, rng: np.random.Generator) -> float:
