@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["Context", "ContextRequest", "ScoredItem", "Surface", "affinity_key"]
+__all__ = ["Context", "ContextRequest", "Scored", "ScoredItem", "Surface", "affinity_key"]
 
 #: The recommendation surfaces.
 Surface = Literal["home", "pdp", "cart", "search"]
@@ -102,6 +102,18 @@ class Context:
     def surface(self) -> Surface:
         """The surface asked for."""
         return self.request.surface
+
+
+class Scored(Protocol):
+    """What ranking reads from a fused candidate and policy from a ranked item (duck-typed: retrieval's
+    ``FusedCandidate`` and :class:`ScoredItem` satisfy it, and neither reader may import the other's layer)."""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def sources(self) -> Mapping[str, tuple[float, int]]: ...
 
 
 @dataclass(frozen=True, slots=True)

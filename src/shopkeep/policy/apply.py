@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
-from shopkeep.features.context import Context
+from shopkeep.features.context import Context, Scored
 from shopkeep.policy.hard import allowed_sources, describe_now, hard_checks, map_mode, selector_mask
 from shopkeep.policy.model import BoostRule, PinRule, PolicySet, PolicyVersion, RuleFiring
 from shopkeep.policy.slate import SlateBuilder
@@ -26,15 +26,8 @@ from shopkeep.policy.slate import SlateBuilder
 __all__ = ["PolicyItem", "PolicyResult", "Ranked", "RuleFiring", "apply_policy", "pacing_keys"]
 
 
-class Ranked(Protocol):
-    """What policy reads from a ranked item (``features.context.ScoredItem`` satisfies it)."""
-
-    @property
-    def item_id(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def sources(self) -> Mapping[str, tuple[float, int]]: ...
+#: What policy reads from a ranked item (``features.context.ScoredItem`` satisfies it).
+Ranked: TypeAlias = Scored
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
 from shopkeep.errors import ValidationError
-from shopkeep.features.context import Context
+from shopkeep.features.context import Context, Scored
 from shopkeep.types import Event
 
 __all__ = ["MISSING_RANK", "MISSING_SCORE", "SERVING_POSITION", "FeatureBuilder", "Fused", "ItemStats"]
@@ -42,15 +42,8 @@ _EVENT_WEIGHTS = {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0
 _DAY_MS = 86_400_000.0
 
 
-class Fused(Protocol):
-    """What the ranker reads from a fused candidate (duck-typed: ranking may not import retrieval)."""
-
-    @property
-    def item_id(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def sources(self) -> Mapping[str, tuple[float, int]]: ...
+#: What the ranker reads from a fused candidate (duck-typed: ranking may not import retrieval).
+Fused: TypeAlias = Scored
 
 
 @dataclass(frozen=True)
