@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -175,8 +176,6 @@ def render_plot(records: list[dict[str, Any]]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * max(1, len(panels))}" height="{height}" '
         'font-family="sans-serif" font-size="11">'
     ]
-    import math
-
     for i, dataset in enumerate(panels):
         fmt = DATASETS[dataset][1]
         metric = PLOT_METRIC[fmt]

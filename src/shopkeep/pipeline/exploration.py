@@ -63,20 +63,26 @@ class SlateExplorer:
     def __init__(self, config: ExploreConfig) -> None:
         self.config = config
         self.surfaces = frozenset(s.strip() for s in config.surfaces.split(",") if s.strip())
-        self._newest: tuple[int, npt.NDArray[np.int64]] | None = None
+        self._newest: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
-    def _by_age(self, snapshot: CatalogSnapshot) -> npt.NDArray[np.int64]:
-        """Snapshot indices with a creation time, newest first (cached per snapshot)."""
+    def _fresh(self, snapshot: CatalogSnapshot, now_ms: int) -> npt.NDArray[np.int64]:
+        """Indices of items created less than ``new_item_days`` before ``now_ms``, newest first.
+
+        The age order is cached per snapshot, so a request costs a binary search, not a catalog scan.
+        """
         if self._newest is None or self._newest[0] != id(snapshot):
             known = np.flatnonzero(snapshot.created_ms >= 0)
-            self._newest = (id(snapshot), known[np.argsort(-snapshot.created_ms[known], kind="stable")])
-        return self._newest[1]
+            order = known[np.argsort(-snapshot.created_ms[known], kind="stable")]
+            self._newest = (id(snapshot), order, -snapshot.created_ms[order])  # ascending negated times
+        _, order, neg_created = self._newest
+        # now - created < window  <=>  -created < window - now
+        cut = int(np.searchsorted(neg_created, self.config.new_item_days * _DAY_MS - now_ms, side="left"))
+        return order[:cut]
 
     def _new_items(self, ctx: Context, snapshot: CatalogSnapshot, mask: npt.NDArray[np.bool_],
                    ranked: Sequence[ScoredItem], taken: set[str]) -> list[str]:
         cfg = self.config
-        newest = self._by_age(snapshot)
-        fresh = newest[ctx.now_ms - snapshot.created_ms[newest] < cfg.new_item_days * _DAY_MS]
+        fresh = self._fresh(snapshot, ctx.now_ms)
         fresh = fresh[mask[fresh]]
         if not fresh.size or cfg.max_new_items <= 0:
             return []
