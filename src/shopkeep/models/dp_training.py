@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shopkeep.errors import ValidationError
-from shopkeep.models.base import FloatArray, IntArray, Interactions, check_fitted, left_pad
+from shopkeep.models.base import FloatArray, IntArray, Interactions, check_fitted, check_item_range, left_pad
 
 __all__ = ["DPSeqRec"]
 
@@ -202,10 +202,7 @@ class DPSeqRec:
     def _logits_last(self, histories: Sequence[IntArray]) -> torch.Tensor:
         check_fitted(self, "net_")
         assert self.net_ is not None and self.n_items_ is not None
-        for h in histories:
-            arr = np.asarray(h)
-            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.n_items_):
-                raise ValidationError("histories", arr.tolist()[:10], f"item index outside [0, {self.n_items_})")
+        check_item_range(histories, self.n_items_)
         seqs = torch.from_numpy(left_pad(histories, self.max_len))
         with torch.no_grad():
             return torch.cat([self.net_(seqs[lo:lo + 512])[:, -1] for lo in range(0, len(histories), 512)]
