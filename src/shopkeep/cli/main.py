@@ -28,11 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     from shopkeep.cli import (
         keys,  # shopkeep keys create: API keys, config holds hashes (cli/keys.py)
         operators,  # shopkeep operators run: watchers propose (cli/operators.py)
+        purge,  # shopkeep purge: event retention (cli/purge.py)
         worker,  # shopkeep worker: bus consumers (cli/worker.py)
     )
 
     for module in (catalog, demo, evaluate, experiments, explore, ingest, mcp, offers, search, serve, train, worker,
-                   operators, keys):
+                   operators, keys, purge):
         module.register(sub)
     return parser
 
