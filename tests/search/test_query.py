@@ -60,3 +60,59 @@ def test_typo_corrections_are_reported(tiny_searcher: Searcher) -> None:
     parsed = tiny_searcher.parse(["sunscrean"])[0]
     assert parsed.canonical("category") == "category=sunscreen"
     assert parsed.corrections == (("sunscrean", "sunscreen"),)
+
+
+@pytest.fixture(scope="module")
+def qu_parser() -> Searcher:
+    from pathlib import Path
+
+    from shopkeep.catalog.loaders import load_items
+    from shopkeep.catalog.snapshot import CatalogSnapshot
+    from shopkeep.search import SearchConfig
+
+    items = load_items(Path(__file__).parent / "data" / "qu_catalog.jsonl").items
+    return Searcher(SearchConfig(encoder="hashing", cache_dir=None)).fit(CatalogSnapshot.from_items(items))
+
+
+@pytest.mark.parametrize(("query", "numeric", "price"), [
+    ("moisturizer between 50 and 100 ml", "size_ml<=100;size_ml>=50", ""),
+    ("50-100ml serum", "size_ml<=100;size_ml>=50", ""),
+    ("cleanser 400 to 200 ml", "size_ml<=400;size_ml>=200", ""),
+    ("moisturiser from 50ml to 100ml", "size_ml<=100;size_ml>=50", ""),
+    ("oat milk 1-2 liters", "size_ml<=2000;size_ml>=1000", ""),
+    ("oat milk 500 ml to 1 l", "size_ml<=1000;size_ml>=500", ""),
+    ("shampoo under 200 ml", "size_ml<200", ""),
+    ("cleanser no bigger than 200 ml", "size_ml<=200", ""),
+    ("cleanser no more than 200 ml", "size_ml<=200", ""),
+    ("serum between 15 and 30 ml under $40", "size_ml<=30;size_ml>=15", "price<=4000"),
+    ("moisturizer between 20 and 40 dollars", "", "price<=4000;price>=2000"),
+])
+def test_ml_ranges_and_bounds(qu_parser: Searcher, query: str, numeric: str, price: str) -> None:
+    parsed = qu_parser.parse([query])[0]
+    assert (parsed.canonical("numeric"), parsed.canonical("price")) == (numeric, price), parsed.to_dict()
+
+
+@pytest.mark.parametrize(("query", "brand", "correction"), [
+    ("cetafil cleanser", "brand=Cetaphil", ("cetafil", "cetaphil")),  # two edits in 7 letters
+    ("neutrogna sunscreen", "brand=Neutrogena", ("neutrogna", "neutrogena")),
+    ("cervae moisturizer", "brand=CeraVe", ("cervae", "cerave")),  # an adjacent swap is one edit
+    ("drunk elefant serum", "brand=Drunk Elephant", ("elefant", "elephant")),  # completes the phrase before it
+    ("new balence sneakers", "brand=New Balance", ("balence", "balance")),
+])
+def test_brand_typos(qu_parser: Searcher, query: str, brand: str, correction: tuple[str, str]) -> None:
+    parsed = qu_parser.parse([query])[0]
+    assert parsed.canonical("brand") == brand and correction in parsed.corrections, parsed.to_dict()
+    assert correction[0] not in parsed.text.split()
+
+
+@pytest.mark.parametrize(("query", "text_word"), [
+    ("i crave a snack bar", "crave"),  # one edit from CeraVe, but CeraVe sells no snack bars
+    ("elegant evening dress", "elegant"),  # two edits from "elephant", which is no phrase on its own
+    ("fancy dress for a party", "fancy"),  # two edits from "fenty" in 5 letters: too short for two
+    ("kindle case", "kindle"),  # "kind" is two edits away and differs in length by two
+    ("drunk elefant snack bar", "elefant"),  # the typo's brand has no snack bars: words stay free text
+])
+def test_ordinary_words_near_a_brand_stay_words(qu_parser: Searcher, query: str, text_word: str) -> None:
+    parsed = qu_parser.parse([query])[0]
+    assert parsed.canonical("brand") == "" and parsed.corrections == (), parsed.to_dict()
+    assert text_word in parsed.text.split()

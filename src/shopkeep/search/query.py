@@ -6,8 +6,9 @@ Patterns (general shopping language) run first on the folded text and remove wha
   "most expensive" → ``price_desc``; "newest", "latest", "new arrivals" → ``newest``.
 * **numeric attributes** — "SPF 30", "spf30+", "SPF 50 or higher" → ``spf >= n`` (an SPF number is a
   minimum); "over/more than 100 ml" → ``>``, "at least 200ml"/"200 ml+" → ``>=``, "under/less than"
-  → ``<``, "up to/at most" → ``<=``, a bare "100 ml" → ``==``. Units map to the catalog's numeric key
-  ending in ``_<unit>`` (``size_ml``); litres and ounces convert to ml.
+  → ``<``, "up to/at most/no bigger than" → ``<=``, a bare "100 ml" → ``==``; ranges "between 50 and
+  100 ml", "50-100ml", "from 50ml to 100ml" → ``>=`` and ``<=``. Units map to the catalog's numeric
+  key ending in ``_<unit>`` (``size_ml``); litres and ounces convert to ml.
 * **price** (integer minor units) — "under $30", "less than 25", "up to 40 dollars", "$30 or less",
   a bare "$30" → ``price <= 3000`` (inclusive, like shop filters); "over $50", "$50+" → ``>=``;
   "between 20 and 40 dollars", "$20-$40", "20 to 40 bucks" → both; "around $30" → ±20 %;
@@ -23,8 +24,14 @@ categories (and synonyms: "sunscreen" → "sun protect"), brands, boolean attrib
 ("fragrance-free", "fragrance free", "unscented", "no fragrance", "without parabens", "vegan"),
 attribute values ("red" → ``color``, "wide feet" → ``fit=wide``; values of a two-word key such as
 ``skin_type`` need context: "for dry skin", "dry/oily skin", "for sensitive"). A word the catalog
-does not know and that is one or two edits from a vocabulary word is read as that word (typos).
-What is left, minus filler words, is the free text for keyword and dense retrieval.
+does not know and that is close to a vocabulary word is read as that word (typos): one edit (an
+adjacent swap counts as one) from 5 letters, two from 8; a word of brand names also takes two edits
+from 7 letters when it keeps the first letter, differs in length by at most one and no other
+vocabulary word is as close ("cetafil" → Cetaphil, "elefant" → Drunk Elephant). A corrected word
+may complete a phrase begun by the words before it ("drunk elephent", "new balence"). A brand read
+from a typo must have items in the query's categories, else the word stays free text ("i crave a
+snack bar" is not CeraVe). What is left, minus filler words, is the free text for keyword and dense
+retrieval.
 """
 
 from __future__ import annotations
@@ -57,7 +64,10 @@ _MIN_WORDS = r"over|above|more th[ae]n|at least|min(?:imum)?|starting at|pricier
 _UNIT = r"(ml|milliliters?|millilitres?|l|liters?|litres?|fl\.? ?oz|oz|ounces?|g|grams?)"
 _NUM_OPS = {"over": ">", "above": ">", "more than": ">", "greater than": ">", "bigger than": ">",
             "larger than": ">", "at least": ">=", "min": ">=", "minimum": ">=", "under": "<", "below": "<",
-            "less than": "<", "smaller than": "<", "at most": "<=", "up to": "<=", "max": "<=", "maximum": "<="}
+            "less than": "<", "smaller than": "<", "at most": "<=", "up to": "<=", "max": "<=", "maximum": "<=",
+            "no more than": "<=", "not more than": "<=", "no bigger than": "<=", "not bigger than": "<=",
+            "no larger than": "<=", "not larger than": "<=", "no less than": ">=", "not less than": ">=",
+            "no smaller than": ">=", "not smaller than": ">="}
 _CHEAP = r"\b(?:cheap|affordable|inexpensive|budget|low[- ]cost|bargain|economical|not expensive|cheaper)\b"
 _PREMIUM = r"\b(?:expensive|luxury|luxurious|premium|high[- ]end|splurge|prestige)\b"
 _PICKUP = (r"\b(?:same[- ]?day (?:pick[- ]?up|collection)|pick[- ]?up today|same[- ]?day|pick[- ]?up in[- ]store|"
@@ -276,6 +286,19 @@ class QueryParser:
                    lambda m: st.add("numeric", "spf", ">=", int(m.group(1)), m.group(0)))
         ops = "|".join(sorted(_NUM_OPS, key=len, reverse=True))
 
+        def span(m: re.Match[str]) -> bool:
+            key, scale = self._unit_key(m.group(4))
+            lo_key, lo_scale = self._unit_key(m.group(2)) if m.group(2) else (key, scale)
+            if key is None or lo_key != key:
+                return False
+            lo, hi = sorted(round(float(m.group(g).replace(",", ".")) * f, 2) for g, f in ((1, lo_scale), (3, scale)))
+            st.add("numeric", key, ">=", lo, m.group(0))
+            st.add("numeric", key, "<=", hi, m.group(0))
+            return True
+
+        st.cut(rf"\bbetween\s+{_NUM}\s*{_UNIT}?\s*(?:and|to|-|–|&)\s*{_NUM}\s*{_UNIT}\b", span)
+        st.cut(rf"(?:\bfrom\s+)?\b{_NUM}\s*{_UNIT}?\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", span)
+
         def unit(m: re.Match[str]) -> bool:
             key, scale = self._unit_key(m.group(3))
             if key is None:
@@ -345,7 +368,9 @@ class QueryParser:
     # -- vocabulary ---------------------------------------------------------------------------
     def _phrases(self, st: _State) -> list[str]:
         toks = words(st.text)
-        rest: list[str] = []
+        rest: dict[int, str] = {}  # position -> word left for free text
+        free: set[int] = set()  # positions no phrase consumed (filler included)
+        fixes: list[tuple[int, int, int, str, list[Constraint]]] = []  # phrase start, end, typo position, typo, brands
         i = 0
         while i < len(toks):
             used = self._match_at(st, toks, i)
@@ -361,15 +386,55 @@ class QueryParser:
                     continue
             fixed = self._fuzzy(toks[i])
             if fixed is not None:
-                st.corrections.append((toks[i], fixed))
-                used = self._match_at(st, [*toks[:i], fixed, *toks[i + 1 :]], i)
-                if used:
-                    i += used
+                fixed_toks = [*toks[:i], fixed, *toks[i + 1 :]]
+                found = self._match_fixed(st, fixed_toks, i, free)
+                if found is not None:
+                    start, end, added = found
+                    st.corrections.append((toks[i], fixed))
+                    fixes.append((start, end, i, toks[i], [c for c in added if c.kind == "brand"]))
+                    for j in range(start, i):
+                        free.discard(j)
+                        rest.pop(j, None)
+                    toks = fixed_toks
+                    i = end
                     continue
+            free.add(i)
             if toks[i] not in _FILLER:
-                rest.append(toks[i])
+                rest[i] = toks[i]
             i += 1
-        return rest
+        self._check_brand_fixes(st, toks, fixes, rest)
+        return [rest[j] for j in sorted(rest)]
+
+    def _match_fixed(self, st: _State, toks: list[str], i: int,
+                     free: set[int]) -> tuple[int, int, list[Constraint]] | None:
+        """A phrase through the corrected word at ``i``, starting there or up to two free words before it:
+        (start, end, constraints added), or None (nothing added)."""
+        for start in (i - 2, i - 1, i):
+            if start < 0 or any(j not in free for j in range(start, i)):
+                continue
+            before = len(st.constraints)
+            used = self._match_at(st, toks, start)
+            if used and start + used > i:
+                return start, start + used, st.constraints[before:]
+            del st.constraints[before:]
+        return None
+
+    def _check_brand_fixes(self, st: _State, toks: list[str],
+                           fixes: list[tuple[int, int, int, str, list[Constraint]]], rest: dict[int, str]) -> None:
+        """Undo brands read from typos whose brand has no items in the query's categories."""
+        cats = [str(c.value) for c in st.constraints if c.kind == "category"]
+        if not cats:
+            return
+        for start, end, pos, typo, brands in fixes:
+            known = [self.vocab.brand_categories.get(str(b.value), frozenset()) for b in brands]
+            if not brands or any(all(c in k for c in cats) for k in known):
+                continue
+            st.constraints = [c for c in st.constraints if all(c is not b for b in brands)]
+            st.corrections = [fx for fx in st.corrections if fx[0] != typo]
+            for j in range(start, end):
+                word = typo if j == pos else toks[j]
+                if word not in _FILLER:
+                    rest[j] = word
 
     def _match_at(self, st: _State, toks: list[str], i: int) -> int:
         for length in range(min(self.vocab.max_len, len(toks) - i), 0, -1):
@@ -445,11 +510,20 @@ class QueryParser:
     def _fuzzy_scan(self, tok: str) -> str | None:
         if len(tok) < 5 or tok in _FILLER or not tok.isalpha() or self.known_word(tok) or (tok,) in self.vocab.phrases:
             return None
-        limit = 1 if len(tok) < 8 else 2
-        best, best_d = None, limit + 1
+        limit = 1 if len(tok) < 7 else 2
+        found: list[tuple[int, str]] = []
         for terms in self.vocab.fuzzy_terms.values():
             for term in terms:
                 d = edit_distance(tok, term, limit)
-                if d < best_d:
-                    best, best_d = term, d
-        return best
+                if d <= limit:
+                    found.append((d, term))
+        if not found:
+            return None
+        best_d = min(d for d, _ in found)
+        best = [t for d, t in found if d == best_d]
+        if best_d < 2 or len(tok) >= 8:
+            return best[0]
+        # a second edit in a 7-letter word: only a brand word, unambiguous, same first letter, length within one
+        term = best[0]
+        ok = len(best) == 1 and term in self.vocab.brand_terms and term[0] == tok[0] and abs(len(term) - len(tok)) <= 1
+        return term if ok else None

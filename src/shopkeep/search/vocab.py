@@ -146,6 +146,11 @@ class Vocabulary:
     #: A phrase's words written together ("larocheposay", "sunscreen") → the phrase key, so that
     #: "la roche posay", "laroche posay", "sun screen" and "cera ve" find their phrase.
     joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Words of brand names (typo correction allows them a second edit in shorter words).
+    brand_terms: frozenset[str] = frozenset()
+    #: Brand → the word keys of every category level its items are in (a typo read as a brand must
+    #: sell the query's category: "i crave a snack bar" is not CeraVe).
+    brand_categories: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def add(self, text: str | Iterable[str], phrase: Phrase) -> None:
         key = tuple(words(text) if isinstance(text, str) else text)
@@ -163,6 +168,9 @@ class Vocabulary:
                     locations=tuple(snapshot.locations))
         _add_categories(vocab, snapshot)
         _add_brands(vocab, snapshot)
+        vocab.brand_terms = frozenset(w for key, found in vocab.phrases.items() if any(p.kind == "brand" for p in found)
+                                      for w in key)
+        vocab.brand_categories = _brand_categories(snapshot)
         _add_attributes(vocab, table)
         terms = {w for key in vocab.phrases for w in key if len(w) >= 4 and w.isalpha()}
         for term in sorted(terms):
@@ -204,6 +212,21 @@ def _add_brands(vocab: Vocabulary, snapshot: CatalogSnapshot) -> None:
     for name in snapshot.brands:
         for alias in _brand_aliases(name, words_in_categories):
             vocab.add(alias, Phrase("brand", "brand", name))
+
+
+def _brand_categories(snapshot: CatalogSnapshot) -> dict[str, frozenset[str]]:
+    keys: dict[str, str] = {}
+    out: dict[str, set[str]] = {}
+    for item in snapshot.items:
+        if not item.brand:
+            continue
+        found = out.setdefault(item.brand, set())
+        for level in item.category:
+            key = keys.get(level)
+            if key is None:
+                key = keys[level] = " ".join(words(level))
+            found.add(key)
+    return {b: frozenset(v) for b, v in out.items()}
 
 
 def _add_attributes(vocab: Vocabulary, table: AttributeTable) -> None:
