@@ -7,7 +7,17 @@ the same with either, 384-d vectors) and queries embedded by ``--query-encoder``
 once per request because no text repeats). One warm-up search builds the index (BM25, attribute columns,
 HNSW at this size). Then requests are sent at ``--rate``/s whatever the previous ones did; latency
 counts from the scheduled send time, so queueing shows. Prints hardware and the 1-minute load average
-(the machine is shared; a high load average inflates every figure).
+(the machine is shared; a high load average inflates every figure), and the server's CPU time per
+answered request (user + system time of the server process and its children from ``/proc``, over the
+load phase, divided by the requests answered): unlike wall-clock latency it hardly moves with the
+other jobs on the machine, and ``1000 / (cpu ms per request) * cores`` bounds the rate the server can
+carry.
+
+The default client (``--client raw``) is a minimal HTTP/1.1 client on asyncio streams over a pool of
+keep-alive connections: it sends the same requests as httpx at about a tenth of its CPU (httpx cost
+about 9 ms of CPU per request here, most of a core at 100 req/s, taken from the server it measures on a
+2-core machine). ``--client httpx`` keeps the old client. ``--py-spy out.svg`` records a flame graph of
+the server during the load phase (py-spy in the venv).
 
     .venv/bin/python benchmarks/latency/search_load.py --items 100000 --rate 100 --duration 20 \\
         --store-dir .shopkeep/bench-search
@@ -29,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 
 from shopkeep.catalog import CatalogRepository
 from shopkeep.cli.demo_service import free_port, wait_ready
@@ -69,9 +80,95 @@ def store_for(folder: Path, n_items: int, seed: int) -> str:
     return uri
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (``/proc``; 0.0 where unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class RawPool:
+    """Keep-alive HTTP/1.1 connections to one host for JSON POSTs (answers need a Content-Length)."""
+
+    def __init__(self, host: str, port: int, limit: int = 64) -> None:
+        self.host, self.port = host, port
+        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """Status and body of ``POST path`` (a dropped connection raises ConnectionError)."""
+        async with self.slots:
+            conn = self.free.pop() if self.free else await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), len(body), body))
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                status = int(lines[0].split()[1])
+                fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+                length = int(next(v for k, v in fields.items() if k.strip().lower() == b"content-length"))
+                data = await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError) as exc:
+                writer.close()
+                raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+            self.free.append(conn)
+            return status, data
+
+    def close(self) -> None:
+        for _, writer in self.free:
+            writer.close()
+
+
+async def open_loop_raw(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], Counter[str]]:
+    """:func:`open_loop` with :class:`RawPool` as the client."""
+    lat: list[float] = []
+    took: list[float] = []
+    errors: Counter[str] = Counter()
+    host, port = base.removeprefix("http://").split(":")
+    pool = RawPool(host, int(port))
+    start = time.perf_counter()
+
+    async def one(at: float, n: int, text: str) -> None:
+        body = orjson.dumps({"query": text, "anonymous_id": f"a{n % 500}", "k": 10, "explain": True})
+        try:
+            status, data = await pool.post("/v1/search", body)
+        except ConnectionError as exc:
+            errors[str(exc).split(":")[0]] += 1
+            return
+        lat.append((time.perf_counter() - at) * 1000)
+        if status != 200:
+            errors[f"HTTP {status}"] += 1
+        else:
+            took.append(float(orjson.loads(data).get("explain", {}).get("took_ms", float("nan"))))
+
+    tasks = []
+    for n, text in enumerate(texts):
+        at = start + n / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(at, n, text)))
+    await asyncio.gather(*tasks)
+    pool.close()
+    return lat, took, errors
 
 
 async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], Counter[str]]:
@@ -116,6 +213,10 @@ def main() -> int:
     p.add_argument("--query-encoder", default=MINILM, choices=[MINILM, "hashing"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store-dir", type=Path, default=None, help="keep the built store here (default: a temp dir)")
+    p.add_argument("--client", default="raw", choices=["raw", "httpx"], help="load generator's HTTP client")
+    p.add_argument("--py-spy", type=Path, default=None, help="record a py-spy flame graph (svg) of the load phase")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for the server (e.g. OPENBLAS_NUM_THREADS=1); repeatable")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="shopkeep-search-") as tmp:
         t0 = time.perf_counter()
@@ -125,6 +226,7 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
         env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SEARCH_ENCODER=args.item_encoder,
                    SHOPKEEP_SEARCH_QUERY_ENCODER=args.query_encoder)
+        env.update(dict(kv.split("=", 1) for kv in args.server_env))
         log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed in finally
         proc = subprocess.Popen([sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--host",
                                  "127.0.0.1", "--port", str(port), "--no-auth", "--watch", "0"],
@@ -139,7 +241,20 @@ def main() -> int:
             index_s = time.perf_counter() - t1
             texts = queries(int(args.rate * args.duration), args.seed)
             load_before = os.getloadavg()[0]
-            lat, took, errors = asyncio.run(open_loop(base, texts, args.rate))
+            spy = None
+            if args.py_spy is not None:
+                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+                                        "--duration", str(int(args.duration) + 2), "--rate", "200", "--threads",
+                                        "--nonblocking", "--output", str(args.py_spy)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)
+            cpu_before, own_before, wall_before = process_cpu_s(proc.pid), time.process_time(), time.perf_counter()
+            loop = open_loop_raw if args.client == "raw" else open_loop
+            lat, took, errors = asyncio.run(loop(base, texts, args.rate))
+            cpu_s, own_s = process_cpu_s(proc.pid) - cpu_before, time.process_time() - own_before
+            if spy is not None:
+                spy.wait(timeout=120)
+            wall_s = time.perf_counter() - wall_before
             load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
@@ -153,10 +268,14 @@ def main() -> int:
         ("service", f"{args.items:,} items, 1 worker, SQLite store; item vectors {args.item_encoder}, "
                     f"queries {args.query_encoder} (cold: every query text new)"),
         ("index build", f"{index_s:.1f} s (first search: BM25 + attribute columns + vector index)"),
-        ("load", f"{len(texts)} requests at {args.rate:.0f}/s open loop; 1-min load average "
+        ("load", f"{len(texts)} requests at {args.rate:.0f}/s open loop ({args.client} client"
+                 f"{'; server env ' + ' '.join(args.server_env) if args.server_env else ''}); 1-min load average "
                  f"{load_before:.1f} before, {load_after:.1f} after"),
         ("POST /v1/search", f"p50 {_pct(lat, 0.5):.1f} ms, p95 {_pct(lat, 0.95):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms "
                             f"from schedule; errors {dict(errors) or 0}"),
+        ("server CPU", f"{cpu_s * 1000 / max(len(took), 1):.1f} ms per answered request ({cpu_s:.1f} s user+sys "
+                       f"over {wall_s:.1f} s for {len(took)} answers: {cpu_s / wall_s:.2f} of {os.cpu_count()} cores); "
+                       f"load generator {own_s * 1000 / max(len(lat), 1):.1f} ms per request"),
         ("server search", f"p50 {_pct(took, 0.5):.1f} ms, p95 {_pct(took, 0.95):.1f} ms (explain.took_ms: after "
                           f"the query embedding, parse to hits)"),
     ]

@@ -42,3 +42,12 @@ def test_concurrent_encodes_are_correct(model: object) -> None:
     fresh = _encoder(model).encode(texts)
     np.testing.assert_allclose(np.stack(got), fresh, atol=1e-5)
     assert enc.misses == len(texts)
+
+
+def test_the_vectors_of_a_padded_batch_equal_those_of_single_queries(model: object) -> None:
+    enc = _encoder(model)
+    texts = ["red dress", "fragrance-free moisturizer for sensitive skin under $30 with spf 30", "tea"]
+    batch = enc._forward(texts)
+    single = np.concatenate([enc._forward([t]) for t in texts])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert enc._direct(model) is not None  # the plain-function forward, not the SentenceTransformer fallback

@@ -56,6 +56,7 @@ from shopkeep.index.vector import (
     check_k,
     check_mask,
     check_metric,
+    matvec,
     prepare,
     read_meta,
     top_rows,
@@ -285,7 +286,7 @@ class HNSWIndex:
             else:
                 for r in range(n_q):
                     self._one(q[r], k, None if allowed is None else allowed[r], rows[r], scores[r])
-        scores += (q @ self._offset())[:, None].astype(np.float32)  # back to q . x (-inf stays -inf)
+        scores += matvec(q, self._offset())[:, None].astype(np.float32)  # back to q . x (-inf stays -inf)
         # the graph returns equal scores in any order: sort by score, then row, as ExactIndex does
         order = np.lexsort((np.where(rows >= 0, rows, np.iinfo(np.int64).max), -scores), axis=1)
         rows, scores = np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1)
@@ -334,7 +335,7 @@ class HNSWIndex:
 
     def _exact(self, q: FloatArray, k: int, eligible: IntArray, slot_row: IntArray,
                rows: IntArray, scores: FloatArray) -> None:
-        sub = self._stored()[eligible] @ q
+        sub = matvec(self._stored()[eligible], q)
         # the row order is the slot order, so ties break by row as in ExactIndex
         top, top_scores = top_rows(sub[None, :], min(k, eligible.size))
         m = top.shape[1]

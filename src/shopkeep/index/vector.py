@@ -38,7 +38,8 @@ import numpy.typing as npt
 
 from shopkeep.errors import ConflictError, NotFoundError, ValidationError
 
-__all__ = ["ExactIndex", "SearchResult", "VectorIndex", "check_ids", "check_k", "check_mask", "prepare", "top_rows"]
+__all__ = ["ExactIndex", "SearchResult", "VectorIndex", "check_ids", "check_k", "check_mask", "matvec", "prepare",
+           "top_rows"]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -144,6 +145,20 @@ def prepare(vectors: FloatArray, dim: int, metric: str, field: str) -> FloatArra
         norms = np.linalg.norm(arr, axis=1, keepdims=True)
         arr = np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0)
     return arr
+
+
+def matvec(matrix: FloatArray, vector: FloatArray) -> FloatArray:
+    """``matrix @ vector`` with numpy's own loops instead of BLAS.
+
+    One query's scores are a matrix-vector product that BLAS hands to its thread pool; in a server
+    whose request threads already fill the cores that costs 50-100x the product itself (16 ms instead
+    of 0.2 ms for 1,700 x 384 with OpenBLAS on a loaded 2-core machine). ``einsum`` runs it in the calling
+    thread.
+
+    >>> matvec(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32), np.array([1.0, 1.0], dtype=np.float32))
+    array([3., 7.], dtype=float32)
+    """
+    return np.einsum("ij,j->i", matrix, vector)  # type: ignore[no-any-return]
 
 
 def top_rows(scores: npt.NDArray[np.floating], k: int) -> tuple[IntArray, FloatArray]:
