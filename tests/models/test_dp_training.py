@@ -66,3 +66,32 @@ def test_dp_training_checks_its_parameters() -> None:
         _model(dp_epsilon=0.0).fit(train)
     with pytest.raises(ValidationError, match="dp_delta"):
         _model(dp_epsilon=1.0, dp_delta=1.5).fit(train)
+
+
+def test_ghost_clipping_trains_the_same_model_as_per_sample_hooks() -> None:
+    """Ghost clipping computes per-shopper norms without per-shopper gradients: same clipping, same noise
+    draw (same seeds), so the same weights up to float rounding; and the same privacy accounting."""
+    train, seqs = _train()
+    ghost = _model(epochs=1, dp_epsilon=4.0, dp_delta=1e-3, dp_clipping="ghost", dropout=0.0).fit(train)
+    hooks = _model(epochs=1, dp_epsilon=4.0, dp_delta=1e-3, dp_clipping="hooks", dropout=0.0).fit(train)
+    assert ghost.epsilon_ == hooks.epsilon_ and ghost.noise_multiplier_ == hooks.noise_multiplier_
+    np.testing.assert_allclose(ghost.score(seqs[:20]), hooks.score(seqs[:20]), rtol=1e-3, atol=1e-3)
+    loose = _model(epochs=1, dp_epsilon=4.0, dp_delta=1e-3, dropout=0.0, dp_max_grad_norm=100.0).fit(train)
+    assert not np.allclose(ghost.score(seqs[:20]), loose.score(seqs[:20]), atol=1e-3)  # the clip bound matters
+
+
+def test_sampled_softmax_learns_and_reports_each_epoch() -> None:
+    train, seqs = _train()
+    seen: list[float] = []
+    histories = [s[:-1] for s in seqs]
+    model = _model(epochs=8, negatives=10)
+    targets = np.array([s[-1] for s in seqs])
+    model.fit(train, on_epoch=lambda _: seen.append(float((model.score(histories).argmax(1) == targets).mean())))
+    assert len(seen) == 8 and seen[-1] > 0.5 and seen[-1] > seen[0]  # the ring is learned, scored over all items
+    assert model.score(histories).shape == (120, N_ITEMS)
+    dp = _model(epochs=2, negatives=10, dp_epsilon=4.0, dp_delta=1e-3).fit(train)
+    assert dp.epsilon_ is not None and dp.epsilon_ <= 4.0 + 1e-6 and np.isfinite(dp.row_losses(list(seqs))).all()
+    with pytest.raises(ValidationError, match="negatives"):
+        _model(negatives=0).fit(train)
+    with pytest.raises(ValidationError, match="dp_clipping"):
+        _model(dp_epsilon=1.0, dp_clipping="fast").fit(train)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -61,27 +61,48 @@ class _Block(nn.Module):
 
 
 class _Net(nn.Module):
-    def __init__(self, n_items: int, d: int, n_layers: int, n_heads: int, max_len: int, dropout: float) -> None:
+    def __init__(self, n_items: int, d: int, n_layers: int, n_heads: int, max_len: int, dropout: float,
+                 sampled: bool = False) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, d)
         self.blocks = nn.ModuleList(_Block(d, n_heads, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, n_items)
+        # sampled softmax scores candidates through an output *table* (a module call per row, which the
+        # per-sample hooks see); the full softmax through a Linear over all items
+        self.out: nn.Module = nn.Embedding(n_items + 1, d, padding_idx=0) if sampled else nn.Linear(d, n_items)
+        if isinstance(self.out, nn.Embedding):  # the Linear's scale (N(0, 1) rows give logits of std sqrt(d))
+            nn.init.uniform_(self.out.weight, -1 / math.sqrt(d), 1 / math.sqrt(d))
+            with torch.no_grad():
+                self.out.weight[0].zero_()
         self.drop = nn.Dropout(dropout)
         self.max_len = max_len
 
-    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, L, n_items)`` for the next item after every position of left-padded ``seqs``."""
+    def forward(self, seqs: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for the next item after every position of left-padded ``seqs`` ``(B, L)``: over all items
+        ``(B, L, n_items)``, or with ``candidates`` ``(B, L + K)`` (each position's target token, then K
+        negative tokens) ``(B, L, 1 + K)``: the target's logit first, a negative equal to it masked out."""
         b, length = seqs.shape
-        pos = torch.arange(self.max_len - length, self.max_len, device=seqs.device).expand(b, length)
+        seqs = seqs.contiguous()  # Opacus's embedding norm sampler views the ids flat
+        pos = torch.arange(self.max_len - length, self.max_len, device=seqs.device).expand(b, length).contiguous()
         x = self.drop(self.item_emb(seqs) + self.pos_emb(pos))
         causal = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()
         allowed = (causal[None] & (seqs > 0)[:, None, :]) | torch.eye(length, dtype=torch.bool, device=seqs.device)
         for block in self.blocks:
             x = block(x, ~allowed[:, None])
-        out: torch.Tensor = self.out(self.norm(x))
-        return out
+        h = self.norm(x)
+        if candidates is None:
+            if isinstance(self.out, nn.Linear):
+                full: torch.Tensor = self.out(h)
+                return full
+            table: torch.Tensor = self.out.weight  # type: ignore[assignment]
+            scores: torch.Tensor = h @ table[1:].T  # scoring only: training goes through the module call below
+            return scores
+        e = self.out(candidates)
+        positive = (h * e[:, :length]).sum(-1, keepdim=True)
+        clash = candidates[:, None, length:] == candidates[:, :length, None]
+        negative = (h @ e[:, length:].transpose(1, 2)).masked_fill(clash, -1e9)
+        return torch.cat([positive, negative], -1)
 
 
 def _row_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -92,13 +113,35 @@ def _row_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return flat.sum(1) / (targets > 0).sum(1).clamp(min=1)
 
 
+class _RowLoss(nn.Module):
+    """:func:`_row_losses` as a criterion with a ``reduction`` ("none": one loss per shopper, "mean"), the
+    form Opacus's ghost clipping wraps to get per-shopper losses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduction = "mean"
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-row losses, reduced as ``self.reduction`` says."""
+        rows = _row_losses(logits, targets)
+        return rows if self.reduction == "none" else rows.mean()
+
+
 class DPSeqRec:
     """Sequential recommender with an optional user-level DP-SGD training path (see the module docstring).
 
     ``dp_epsilon=None`` trains with plain Adam on shuffled mini-batches; otherwise DP-Adam (Opacus:
     per-shopper clipping to ``dp_max_grad_norm``, Gaussian noise, Poisson sampling with expected batch
     ``batch_size``) for exactly ``epochs`` epochs; ``dp_accountant`` "rdp" (Rényi DP: fast, a little
-    conservative) or "prv" (privacy random variables: tighter, slow to calibrate). After fit:
+    conservative) or "prv" (privacy random variables: tighter, slow to calibrate). ``negatives`` None trains
+    on the full softmax over all items; an integer K trains a sampled softmax (the target against K uniform
+    negatives shared by the batch, a few times cheaper on a large catalog; scoring is always over all items).
+    ``dp_clipping`` "ghost"
+    (Opacus's ghost clipping: per-shopper gradient *norms* from activations and output gradients, then a
+    second backward pass with each shopper's loss scaled by its clip factor; never materializes one
+    gradient per shopper of the ``d x n_items`` output layer and item table, so large batches fit) or
+    "hooks" (per-shopper gradients; same clipping, same privacy, slower and ``batch x n_items x d``
+    floats of memory). After fit:
     ``epsilon_``/``delta_`` (None without DP), ``noise_multiplier_`` and one ``history_`` record per epoch.
     """
 
@@ -107,11 +150,12 @@ class DPSeqRec:
     def __init__(self, *, d: int = 64, n_layers: int = 1, n_heads: int = 2, max_len: int = 20, dropout: float = 0.2,
                  lr: float = 1e-3, batch_size: int = 256, epochs: int = 10, dp_epsilon: float | None = None,
                  dp_delta: float | None = None, dp_max_grad_norm: float = 1.0, dp_accountant: str = "rdp",
-                 num_threads: int = 2, seed: int = 0) -> None:
+                 dp_clipping: str = "ghost", negatives: int | None = None, num_threads: int = 2,
+                 seed: int = 0) -> None:
         self.d, self.n_layers, self.n_heads, self.max_len, self.dropout = d, n_layers, n_heads, max_len, dropout
         self.lr, self.batch_size, self.epochs = lr, batch_size, epochs
         self.dp_epsilon, self.dp_delta, self.dp_max_grad_norm = dp_epsilon, dp_delta, dp_max_grad_norm
-        self.dp_accountant = dp_accountant
+        self.dp_accountant, self.dp_clipping, self.negatives = dp_accountant, dp_clipping, negatives
         self.num_threads, self.seed = num_threads, seed
         self.net_: _Net | None = None
         self.n_items_: int | None = None
@@ -132,6 +176,10 @@ class DPSeqRec:
             raise ValidationError("dp_delta", self.dp_delta, "must be in (0, 1)")
         if self.dp_accountant not in {"rdp", "prv"}:
             raise ValidationError("dp_accountant", self.dp_accountant, "must be 'rdp' or 'prv'")
+        if self.negatives is not None and int(self.negatives) <= 0:
+            raise ValidationError("negatives", self.negatives, "must be > 0 (or None for the full softmax)")
+        if self.dp_clipping not in {"ghost", "hooks"}:
+            raise ValidationError("dp_clipping", self.dp_clipping, "must be 'ghost' or 'hooks'")
         if not self.dp_max_grad_norm > 0:
             raise ValidationError("dp_max_grad_norm", self.dp_max_grad_norm, "must be > 0")
 
@@ -144,22 +192,28 @@ class DPSeqRec:
         targets = left_pad([w[1:] for w in window], self.max_len)
         return torch.from_numpy(inputs), torch.from_numpy(targets)
 
-    def fit(self, train: Interactions) -> Self:
-        """Train on ``train.sequences`` (one row per shopper); DP-SGD when ``dp_epsilon`` is set."""
+    def fit(self, train: Interactions, *, on_epoch: Callable[[dict[str, float]], None] | None = None) -> Self:
+        """Train on ``train.sequences`` (one row per shopper); DP-SGD when ``dp_epsilon`` is set.
+
+        ``on_epoch(record)`` runs after each epoch with the model usable (``score``/``row_losses``; in eval
+        mode): a caller can watch a validation metric. With DP, the privacy spent is that of all
+        ``epochs`` whatever the caller does with it."""
         self._check_params()
         inputs, targets = self.rows(train.sequences)
         torch.set_num_threads(self.num_threads)
         torch.manual_seed(self.seed)
         self.n_items_ = train.n_items
-        net = _Net(train.n_items, self.d, self.n_layers, self.n_heads, self.max_len, self.dropout)
+        net = _Net(train.n_items, self.d, self.n_layers, self.n_heads, self.max_len, self.dropout,
+                   sampled=self.negatives is not None)
         optim = torch.optim.Adam(net.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets),
                                              batch_size=self.batch_size, shuffle=True, generator=gen)
         engine = None
         model: nn.Module = net
+        criterion: Any = _RowLoss()
         if self.dp_epsilon is not None:
-            model, optim, loader, engine = self._make_private(net, optim, loader, len(inputs))
+            model, optim, criterion, loader, engine = self._make_private(net, optim, criterion, loader, len(inputs))
         self.history_ = []
         for epoch in range(self.epochs):
             model.train()
@@ -168,36 +222,58 @@ class DPSeqRec:
                 if inp.shape[0] == 0:
                     continue  # an empty Poisson batch: skipping it spends no less privacy than stepping
                 width = max(1, int((inp > 0).sum(1).max()))
-                loss = _row_losses(model(inp[:, -width:]), tgt[:, -width:]).mean()
+                loss = criterion(*self._forward(model, inp[:, -width:], tgt[:, -width:], gen))
                 optim.zero_grad(set_to_none=True)
                 with warnings.catch_warnings():  # Opacus's hooks on a module whose input needs no gradient
                     warnings.simplefilter("ignore", UserWarning)
-                    loss.backward()  # type: ignore[no-untyped-call]
+                    loss.backward()
                 optim.step()
                 total, steps = total + float(loss.detach()), steps + 1
             record = {"epoch": float(epoch + 1), "loss": total / max(steps, 1)}
             if engine is not None:
                 record["epsilon"] = float(engine.get_epsilon(self.delta_))
             self.history_.append(record)
+            if on_epoch is not None:
+                self.net_ = net
+                net.eval()
+                on_epoch(record)
         if engine is not None:
             self.epsilon_ = float(engine.get_epsilon(self.delta_))
         self.net_ = net
         net.eval()
         return self
 
-    def _make_private(self, net: _Net, optim: Any, loader: Any, n_rows: int) -> tuple[Any, Any, Any, Any]:
+    def _forward(self, model: nn.Module, inp: torch.Tensor, tgt: torch.Tensor, gen: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, targets) of one batch: all items, or the target and ``negatives`` uniform negatives
+        shared by the batch (drawn independently of the data, so each row's loss depends on that row only
+        and per-shopper clipping still bounds a shopper's influence)."""
+        if self.negatives is None:
+            return model(inp), tgt
+        assert self.n_items_ is not None
+        negs = torch.randint(1, self.n_items_ + 1, (int(self.negatives),), generator=gen)
+        logits = model(inp, torch.cat([tgt, negs.expand(inp.shape[0], -1)], 1))
+        return logits, (tgt > 0).long()  # token 1 = "the first candidate" (label 0); padding stays 0
+
+    def _make_private(self, net: _Net, optim: Any, criterion: Any, loader: Any, n_rows: int
+                      ) -> tuple[Any, Any, Any, Any, Any]:
         from opacus import PrivacyEngine  # type: ignore[import-untyped]
 
         self.delta_ = float(self.dp_delta) if self.dp_delta is not None else 1.0 / (10 * n_rows)
         with warnings.catch_warnings():  # Opacus warns about secure RNG: the seeded generator is deliberate
             warnings.simplefilter("ignore")
             engine = PrivacyEngine(accountant=self.dp_accountant)
-            model, optim, loader = engine.make_private_with_epsilon(
-                module=net, optimizer=optim, data_loader=loader, target_epsilon=float(self.dp_epsilon or 0),
-                target_delta=self.delta_, epochs=self.epochs, max_grad_norm=self.dp_max_grad_norm,
-                poisson_sampling=True, noise_generator=torch.Generator().manual_seed(self.seed + 1))
+            made = engine.make_private_with_epsilon(
+                module=net, optimizer=optim, criterion=criterion, data_loader=loader,
+                target_epsilon=float(self.dp_epsilon or 0), target_delta=self.delta_, epochs=self.epochs,
+                max_grad_norm=self.dp_max_grad_norm, poisson_sampling=True,
+                noise_generator=torch.Generator().manual_seed(self.seed + 1), grad_sample_mode=self.dp_clipping)
+        if self.dp_clipping == "ghost":
+            model, optim, criterion, loader = made
+        else:
+            model, optim, loader = made
         self.noise_multiplier_ = float(optim.noise_multiplier)
-        return model, optim, loader, engine
+        return model, optim, criterion, loader, engine
 
     def _logits_last(self, histories: Sequence[IntArray]) -> torch.Tensor:
         check_fitted(self, "net_")
