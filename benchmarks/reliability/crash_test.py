@@ -16,6 +16,11 @@ through an in-process Engine over a copy of the starting store and a fresh Redis
     .venv/bin/python benchmarks/reliability/crash_test.py --events 4000 --kills 8 --seed 1
 
 Needs Redis on 127.0.0.1:6379. Appends a row to benchmarks/reliability/results.md with ``--record``.
+
+``--worker`` deploys ``shopkeep serve`` + ``shopkeep worker`` on a Redis stream instead and kills either
+process; it also checks the worker's aggregates against a clean run (benchmarks/reliability/crash_worker.py):
+
+    .venv/bin/python benchmarks/reliability/crash_test.py --worker --events 2000 --kills 8 --seed 1 2 3
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -145,9 +150,11 @@ class Server:
 
 
 def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Mapping[int, float],
-           deadline_s: float = 600.0) -> tuple[set[str], int, int]:
+           deadline_s: float = 600.0, on_batch: Callable[[int], threading.Thread | None] | None = None,
+           ) -> tuple[set[str], int, int]:
     """Post every batch until acknowledged; returns (acknowledged event ids, batches that needed a retry,
-    retried batches whose answer counted duplicates: the killed server had stored them already)."""
+    retried batches whose answer counted duplicates: the killed server had stored them already).
+    ``on_batch(i)`` runs as batch ``i`` starts going out (it may start a thread, joined at the end)."""
     acked: set[str] = set()
     retried = after_commit = 0
     killers: list[threading.Thread] = []
@@ -164,6 +171,9 @@ def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Map
                 killer = threading.Timer(kill_at[i], server.kill_and_restart, args=(pending,))
                 killer.start()
                 killers.append(killer)
+            extra = on_batch(i) if on_batch is not None else None
+            if extra is not None:
+                killers.append(extra)
             tries = 0
             while True:
                 if time.monotonic() - start > deadline_s:
@@ -346,7 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, nargs="+", default=[1])
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     p.add_argument("--record", action="store_true", help="append the rows to results.md")
+    p.add_argument("--worker", action="store_true",
+                   help="serve + worker on a Redis stream, either killed (benchmarks/reliability/crash_worker.py)")
     args = p.parse_args(argv)
+    if args.worker:
+        return _main_worker(args)
     failed = 0
     for seed in args.seed:
         with tempfile.TemporaryDirectory(prefix="crash-") as tmp:
@@ -358,6 +372,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             record(result, f"crash_test.py --events {args.events} --kills {args.kills} --batch {args.batch} "
                            f"--seed {seed}")
     return 1 if failed else 0
+
+
+def _main_worker(args: argparse.Namespace) -> int:
+    """``--worker``: serve + worker crash runs (see crash_worker.py); one row each under their own table."""
+    from crash_worker import COLUMNS, run_with_worker
+
+    failed = 0
+    for seed in args.seed:
+        with tempfile.TemporaryDirectory(prefix="crashw-") as tmp:
+            result = run_with_worker(Path(tmp), n_events=args.events, kills=args.kills, seed=seed, batch=args.batch,
+                                     redis_url=args.redis)
+        print(json.dumps({**asdict(result), "ok": result.ok}))
+        failed += not result.ok
+        if args.record:
+            command = (f"crash_test.py --worker --events {args.events} --kills {args.kills} --batch {args.batch} "
+                       f"--seed {seed}")
+            _record_row(asdict(result), result.ok, command, COLUMNS,
+                        "crash_test.py --worker (serve + worker on a Redis stream, either SIGKILLed)")
+    return 1 if failed else 0
+
+
+def _record_row(row: Mapping[str, Any], ok: bool, command: str, columns: Sequence[str], title: str) -> None:
+    """Append ``row`` under the table titled ``title`` (header written when the table is new)."""
+    header = "| " + " | ".join(columns) + " | ok | command | machine | load |\n"
+    if not RESULTS.exists() or header not in RESULTS.read_text():
+        with RESULTS.open("a") as fh:
+            fh.write(f"\n## {title}\n\n" + header)
+            fh.write("|" + "---|" * (len(columns) + 4) + "\n")
+    machine = f"{platform.machine()} {os.cpu_count()} cpu, py{platform.python_version()}"
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    with RESULTS.open("a") as fh:
+        fh.write("| " + " | ".join(str(row[c]) for c in columns) + f" | {ok} | `{command}` | {machine} | {load} |\n")
 
 
 if __name__ == "__main__":
