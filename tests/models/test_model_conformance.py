@@ -19,15 +19,65 @@ N_ITEMS = 30
 FAST_PARAMS: dict[str, dict[str, object]] = {
     "als": {"factors": 8, "iterations": 3, "threads": 1},
     "segment_pop": {"n_segments": 4, "n_components": 4},
-    "sasrec": {"d": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "max_epochs": 2,
-               "epochs_without_validation": 2, "batch_size": 32, "num_threads": 1},
-    "sasrec_session": {"d": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "max_epochs": 2,
-                       "epochs_without_validation": 2, "batch_size": 32, "num_threads": 1},
-    "two_tower": {"d": 16, "max_len": 10, "max_epochs": 2, "epochs_without_validation": 2, "batch_size": 32,
-                  "n_negatives": 16, "num_threads": 1, "text_encoder": "hashing", "cache_dir": None},
+    "sasrec": {
+        "d": 16,
+        "n_layers": 1,
+        "n_heads": 1,
+        "max_len": 10,
+        "max_epochs": 2,
+        "epochs_without_validation": 2,
+        "batch_size": 32,
+        "num_threads": 1,
+    },
+    "sasrec_session": {
+        "d": 16,
+        "n_layers": 1,
+        "n_heads": 1,
+        "max_len": 10,
+        "max_epochs": 2,
+        "epochs_without_validation": 2,
+        "batch_size": 32,
+        "num_threads": 1,
+    },
+    "two_tower": {
+        "d": 16,
+        "max_len": 10,
+        "max_epochs": 2,
+        "epochs_without_validation": 2,
+        "batch_size": 32,
+        "n_negatives": 16,
+        "num_threads": 1,
+        "text_encoder": "hashing",
+        "cache_dir": None,
+    },
     "content_knn": {"text_encoder": "hashing", "cache_dir": None},
-    "sasrec_knn": {"sasrec": {"d": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "max_epochs": 2,
-                              "epochs_without_validation": 2, "batch_size": 32, "num_threads": 1}},
+    "sasrec_knn": {
+        "sasrec": {
+            "d": 16,
+            "n_layers": 1,
+            "n_heads": 1,
+            "max_len": 10,
+            "max_epochs": 2,
+            "epochs_without_validation": 2,
+            "batch_size": 32,
+            "num_threads": 1,
+        }
+    },
+    "sasrec_session_knn": {
+        "sasrec": {
+            "d": 16,
+            "n_layers": 1,
+            "n_heads": 1,
+            "max_len": 10,
+            "max_epochs": 2,
+            "epochs_without_validation": 2,
+            "batch_size": 32,
+            "num_threads": 1,
+            "loss": "sampled",
+            "n_negatives": 8,
+            "negative_sampling": "frequency",
+        }
+    },
 }
 
 
@@ -125,8 +175,9 @@ class TestConformance:
         assert model.score(HISTORIES).shape == (len(HISTORIES), N_ITEMS)
 
     def test_runs_under_the_evaluation_runner(self, name: str) -> None:
-        ds = Dataset("synthetic", "seqrec", _sequences(n=60), N_ITEMS, tuple(map(str, range(N_ITEMS))), "f",
-                     features=_features())
+        ds = Dataset(
+            "synthetic", "seqrec", _sequences(n=60), N_ITEMS, tuple(map(str, range(N_ITEMS))), "f", features=_features()
+        )
         result = evaluate(_new(name), ds, seed=1)
         assert result.n_cases == 60 and result.n_validation_cases == 60
         for key, value in [*result.metrics.items(), *result.validation.items()]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shopkeep.errors import ValidationError
+from shopkeep.models import registry
 from shopkeep.models.base import Interactions
 from shopkeep.models.itemknn import ItemKNNRecommender, SessionKNNRecommender
 from shopkeep.models.registry import best_model, create_model
@@ -44,6 +45,13 @@ def test_zero_repeat_weight_is_plain_itemknn_and_bad_weights_are_refused() -> No
         SessionKNNRecommender(repeat_decay=2.0).fit(train)
 
 
-def test_registered_and_the_sessions_default() -> None:
+def test_registered_and_the_sessions_fallback_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert create_model("session_knn").name == "session_knn"
+    find_spec = registry.importlib.util.find_spec
+
+    def no_torch(name: str, *args: object) -> object:
+        return None if name == "torch" else find_spec(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry.importlib.util, "find_spec", no_torch)
     assert best_model("sessions") == "session_knn"
+    assert best_model("seqrec") == "itemknn"

@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--data", required=True, help="dataset folder (or seqrec <Name>.txt file)")
     p.add_argument("--format", required=True, choices=["seqrec", "sessions"], help="dataset format = protocol")
     p.add_argument(
-        "--model", help="registered model name (default: the best shipped one: sasrec_knn seqrec, session_knn sessions)"
+        "--model",
+        help="registered model name (default: the best shipped one: sasrec_knn seqrec, sasrec_session_knn sessions)",
     )
     p.add_argument(
         "--param",

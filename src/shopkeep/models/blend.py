@@ -28,11 +28,11 @@ import torch
 
 from shopkeep.errors import ValidationError
 from shopkeep.models.base import FloatArray, IntArray, Interactions, ValidateFn, check_fitted
-from shopkeep.models.itemknn import ItemKNNRecommender
+from shopkeep.models.itemknn import ItemKNNRecommender, SessionKNNRecommender
 from shopkeep.models.registry import read_artifact, write_artifact
-from shopkeep.models.sasrec import SASRec
+from shopkeep.models.sasrec import SASRec, SASRecSession
 
-__all__ = ["SASRecKNNBlend", "zscore"]
+__all__ = ["SASRecKNNBlend", "SASRecSessionKNNBlend", "zscore"]
 
 #: SASRec member overrides: a shorter training cap than SASRec alone, so that SASRec training, the
 #: weight search, validation and test stay within 20 minutes per seed on two busy CPU cores.
@@ -68,24 +68,33 @@ class SASRecKNNBlend:
 
     name = "sasrec_knn"
     refit_on_validation = True
+    #: The member classes and the SASRec member's default overrides (subclasses change them).
+    sasrec_class: type[SASRec] = SASRec
+    knn_class: type[ItemKNNRecommender] = ItemKNNRecommender
+    default_sasrec: dict[str, Any] = DEFAULT_SASREC
 
     def __init__(
         self,
         *,
         sasrec: dict[str, Any] | None = None,
         itemknn: dict[str, Any] | None = None,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        weights: Sequence[float] | None = None,
         default_weight: float = 0.5,
     ) -> None:
-        self.sasrec = dict(DEFAULT_SASREC if sasrec is None else sasrec)
+        self.sasrec = dict(self.default_sasrec if sasrec is None else sasrec)
         self.itemknn = dict(itemknn or {})
-        self.weights = [float(w) for w in weights]
+        self.weights = [float(w) for w in (self.default_weights() if weights is None else weights)]
         self.default_weight = float(default_weight)
         self.sasrec_: SASRec | None = None
         self.itemknn_: ItemKNNRecommender | None = None
         self.weight_: float | None = None
         self.search_: dict[str, float] = {}
         self._cache: dict[bytes, torch.Tensor] | None = None
+
+    @classmethod
+    def default_weights(cls) -> tuple[float, ...]:
+        """The validation grid of blend weights used when ``weights`` is not given."""
+        return DEFAULT_WEIGHTS
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's keyword arguments."""
@@ -105,7 +114,7 @@ class SASRecKNNBlend:
 
     def _members(self) -> tuple[SASRec, ItemKNNRecommender]:
         try:
-            return SASRec(**self.sasrec), ItemKNNRecommender(**self.itemknn)
+            return self.sasrec_class(**self.sasrec), self.knn_class(**self.itemknn)
         except TypeError as exc:
             raise ValidationError("sasrec/itemknn", sorted({**self.sasrec, **self.itemknn}), str(exc)) from None
 
@@ -128,12 +137,12 @@ class SASRecKNNBlend:
         self.weight_ = max(self.weights, key=lambda w: self.search_[str(w)])
         return self
 
-    def refit(self, train: Interactions) -> SASRecKNNBlend:
+    def refit(self, train: Interactions) -> Self:
         """A copy with the same SASRec and weight and itemknn refit on ``train`` (train + validation)."""
         check_fitted(self, "sasrec_")
         model = type(self)(**self.get_config())
         model.sasrec_, model.weight_, model.search_ = self.sasrec_, self.weight_, dict(self.search_)
-        model.itemknn_ = ItemKNNRecommender(**self.itemknn).fit(train)
+        model.itemknn_ = self.knn_class(**self.itemknn).fit(train)
         return model
 
     def _sasrec_scores(self, histories: Sequence[IntArray]) -> FloatArray:
@@ -183,6 +192,47 @@ class SASRecKNNBlend:
             raise ValidationError("meta.weight", weight, f"{path}/model.json: must be a number within [0, 1]")
         model.weight_ = float(weight)
         model.search_ = {str(k): float(v) for k, v in meta.get("validation_by_weight", {}).items()}
-        model.sasrec_ = SASRec.load(path / "sasrec")
-        model.itemknn_ = ItemKNNRecommender.load(path / "itemknn")
+        model.sasrec_ = cls.sasrec_class.load(path / "sasrec")
+        model.itemknn_ = cls.knn_class.load(path / "itemknn")
         return model
+
+
+#: The session transformer member of ``sasrec_session_knn`` (chosen on Diginetica's validation split,
+#: benchmarks/quality/diginetica_NOTES.md): sampled softmax over 1,024 shared negatives drawn from the item
+#: frequency with the logQ correction (a full-softmax epoch over 43k items takes minutes on two cores),
+#: batches of 512 sessions, lr 5e-3 decayed x0.7 per epoch, one torch thread (two threads cost ~3x the
+#: CPU per position on a busy machine), validation every third epoch and after the last (a pass over
+#: Diginetica's 69,526 validation prefixes costs about as much as an epoch), and a training cap that
+#: leaves room for the weight check, the validation pass and the test pass within 20 minutes per seed.
+DEFAULT_SESSION_SASREC: dict[str, Any] = {
+    "d": 64,
+    "dropout": 0.1,
+    "loss": "sampled",
+    "n_negatives": 1024,
+    "negative_sampling": "frequency",
+    "batch_size": 512,
+    "lr": 5e-3,
+    "lr_decay": 0.7,
+    "num_threads": 1,
+    "validate_every": 3,
+    "max_train_seconds": 360.0,
+}
+#: Each weight costs a full pass over the validation split (minutes on a busy two-core machine), so the
+#: grid is w = 0 (session_knn alone: the blend never validates below it) and w = 0.85, the best P@20 of
+#: the validation runs in diginetica_NOTES.md (their MRR@20 optimum was 0.85-0.9).
+DEFAULT_SESSION_WEIGHTS: tuple[float, ...] = (0.0, 0.85)
+
+
+class SASRecSessionKNNBlend(SASRecKNNBlend):
+    """The same blend for anonymous sessions: ``SASRecSession`` + ``session_knn`` (itemknn with the repeat
+    term); ``w = 0`` is session_knn alone, so on validation it is never below session_knn."""
+
+    name = "sasrec_session_knn"
+    sasrec_class = SASRecSession
+    knn_class = SessionKNNRecommender
+    default_sasrec = DEFAULT_SESSION_SASREC
+
+    @classmethod
+    def default_weights(cls) -> tuple[float, ...]:
+        """The validation grid of blend weights used when ``weights`` is not given."""
+        return DEFAULT_SESSION_WEIGHTS

@@ -35,6 +35,7 @@ from shopkeep.models.base import SequentialRecommender
 __all__ = [
     "BEST_MODEL",
     "BEST_MODELS",
+    "FALLBACK_MODELS",
     "FORMAT_VERSION",
     "MODELS",
     "available_models",
@@ -58,31 +59,36 @@ MODELS: dict[str, str] = {
     "two_tower": "shopkeep.models.two_tower:TwoTower",
     "content_knn": "shopkeep.models.content:ContentKNN",
     "sasrec_knn": "shopkeep.models.blend:SASRecKNNBlend",
+    "sasrec_session_knn": "shopkeep.models.blend:SASRecSessionKNNBlend",
     # cold-start lookalike profiles live with exploration (layer 4); the name is only imported on use
     "lookalike": "shopkeep.explore.lookalike:LookalikeRecommender",
 }
 
 #: The shipped default per protocol, chosen before the final test runs (benchmarks/quality/blend_NOTES.md):
 #: seqrec -> the SASRec + itemknn blend (its weight is picked on validation, w = 0 is itemknn alone, so it
-#: never validates below itemknn); sessions -> session_knn (itemknn + a repeat term; SASRec over tens of
-#: thousands of session items does not train to convergence within the two-core time budget).
-BEST_MODELS: dict[str, str] = {"seqrec": "sasrec_knn", "sessions": "session_knn"}
+#: never validates below itemknn); sessions -> sasrec_session_knn (a session transformer trained with
+#: logQ-corrected sampled softmax for a few minutes, blended with session_knn; w = 0 is session_knn alone;
+#: benchmarks/quality/diginetica_NOTES.md). Without torch: session_knn (itemknn + a repeat term).
+BEST_MODELS: dict[str, str] = {"seqrec": "sasrec_knn", "sessions": "sasrec_session_knn"}
 #: What a model needs beyond the core install; without it, :func:`best_model` falls back to ``FALLBACK_MODEL``.
-_NEEDS_TORCH = frozenset({"sasrec", "sasrec_session", "sasrec_knn", "two_tower", "content_knn"})
+_NEEDS_TORCH = frozenset({"sasrec", "sasrec_session", "sasrec_knn", "sasrec_session_knn", "two_tower", "content_knn"})
 FALLBACK_MODEL = "itemknn"
+#: Per-protocol fallbacks where torch is missing (sessions keep the repeat-aware session_knn).
+FALLBACK_MODELS: dict[str, str] = {"sessions": "session_knn"}
 BEST_MODEL = BEST_MODELS["seqrec"]
 
 
 def best_model(protocol: str) -> str:
     """The default model for ``protocol`` that can run here (torch-based ones need the ``ml`` extra).
 
-    >>> best_model("sessions")
-    'session_knn'
+    >>> best_model("sessions") in {"sasrec_session_knn", "session_knn"}
+    True
     """
     name = BEST_MODELS.get(protocol, FALLBACK_MODEL)
     if name in _NEEDS_TORCH and importlib.util.find_spec("torch") is None:
-        return FALLBACK_MODEL
+        return FALLBACK_MODELS.get(protocol, FALLBACK_MODEL)
     return name
+
 
 #: Version of the on-disk artifact layout written by :func:`write_artifact`.
 FORMAT_VERSION = 1

@@ -7,8 +7,12 @@ The network (Kang & McAuley 2018, with the training recipe that later work found
 * ``n_layers`` causal self-attention blocks (pre- or post-LayerNorm), padding keys masked;
 * the output layer is tied to the item table: ``score(item) = h · e(item)``;
 * cross-entropy at every position of every training sequence, either over the whole catalog
-  (``loss="full"``) or against ``n_negatives`` shared uniform negatives (``loss="sampled"``);
-  ``loss="auto"`` picks full softmax up to ``full_softmax_max_items`` items;
+  (``loss="full"``) or against ``n_negatives`` negatives shared by the batch (``loss="sampled"``);
+  ``loss="auto"`` picks full softmax up to ``full_softmax_max_items`` items. Sampled negatives are
+  uniform (``negative_sampling="uniform"``) or drawn from the training item frequency raised to
+  ``sampling_power`` (``"frequency"``), with the logQ correction: every sampled-softmax logit, the
+  positive's included, has ``log q(item)`` subtracted, so the loss estimates the full softmax rather
+  than punishing popular items; negatives equal to a row's label are masked;
 * optional ``repeat_bias``: a context-dependent bonus for items already in the history, for
   session data where a large share of next clicks repeat an earlier one;
 * early stopping on the caller's ``validate`` callback with ``patience``; the best weights are kept.
@@ -46,7 +50,7 @@ from shopkeep.models.base import (
     save_weights,
 )
 
-__all__ = ["SASRec", "SASRecSession"]
+__all__ = ["NegativeSampler", "SASRec", "SASRecSession"]
 
 FORMAT_VERSION = 1
 _WEIGHTS = "model.safetensors"
@@ -130,13 +134,42 @@ def _attribute_tensors(train: Interactions) -> tuple[int, Any, Any]:
     return feats.n_attributes, torch.from_numpy(flat), torch.from_numpy(offsets)
 
 
+class NegativeSampler:
+    """Item indices drawn with probability ``q(i) ∝ (count_i + 1) ** power`` (``power`` 0: uniform).
+
+    ``log_q`` is the log of each item's probability (a float32 torch tensor) for the logQ correction.
+
+    >>> sampler = NegativeSampler(np.array([0, 3, 0, 96]), power=1.0)
+    >>> [round(float(p), 2) for p in sampler.log_q.exp()]
+    [0.01, 0.04, 0.01, 0.94]
+    >>> sampler.draw(np.random.default_rng(0), 5).tolist()
+    [3, 3, 1, 1, 3]
+    """
+
+    def __init__(self, counts: np.ndarray[Any, Any], power: float) -> None:
+        weights = (np.asarray(counts, dtype=np.float64) + 1.0) ** float(power)
+        prob = weights / weights.sum()
+        self.power = float(power)
+        self.cdf = np.cumsum(prob)
+        self.cdf[-1] = 1.0
+        self.log_q = torch.from_numpy(np.log(prob).astype(np.float32))
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray[Any, Any]:
+        """``n`` item indices (int64), drawn with replacement."""
+        if self.power == 0.0:  # the exact draws of the original uniform sampler (same seeds, same numbers)
+            return rng.integers(0, self.cdf.size, size=n)
+        return np.searchsorted(self.cdf, rng.random(n), side="right").astype(np.int64)
+
+
 class SASRec:
     """Self-attentive sequential recommender (see the module docstring).
 
     ``max_epochs`` caps training; without a ``validate`` callback it trains ``epochs_without_validation``
     epochs. ``max_train_seconds`` (wall clock, validation included) stops training before an epoch
     expected to end past it, or inside an epoch that reaches it (then validates once more); the best
-    weights so far are kept. ``history_`` holds one record per epoch.
+    weights so far are kept. ``validate_every`` = n validates after every n-th epoch and after the
+    last one (validation over many sessions can cost as much as an epoch). Epoch ``e`` (from 0) trains
+    with learning rate ``lr * lr_decay**e``. ``history_`` holds one record per epoch.
     """
 
     name = "sasrec"
@@ -155,15 +188,19 @@ class SASRec:
         repeat_bias: bool = False,
         loss: str = "auto",
         n_negatives: int = 1024,
+        negative_sampling: str = "uniform",
+        sampling_power: float = 0.75,
         full_softmax_max_items: int = 200_000,
         label_smoothing: float = 0.0,
         lr: float = 2e-3,
+        lr_decay: float = 1.0,
         weight_decay: float = 0.0,
         batch_size: int = 256,
         length_buckets: int = 32,
         max_epochs: int = 200,
         epochs_without_validation: int = 30,
         patience: int = 5,
+        validate_every: int = 1,
         max_train_seconds: float = 900.0,
         num_threads: int = 2,
         device: str = "cpu",
@@ -173,14 +210,16 @@ class SASRec:
         self.max_len, self.dropout, self.pre_ln = max_len, dropout, pre_ln
         self.use_attributes, self.repeat_bias = use_attributes, repeat_bias
         self.loss, self.n_negatives, self.full_softmax_max_items = loss, n_negatives, full_softmax_max_items
-        self.label_smoothing, self.lr, self.weight_decay = label_smoothing, lr, weight_decay
+        self.negative_sampling, self.sampling_power = negative_sampling, sampling_power
+        self.label_smoothing, self.lr, self.weight_decay, self.lr_decay = label_smoothing, lr, weight_decay, lr_decay
         self.batch_size, self.length_buckets, self.max_epochs = batch_size, length_buckets, max_epochs
         self.epochs_without_validation = epochs_without_validation
-        self.patience, self.max_train_seconds = patience, max_train_seconds
+        self.patience, self.max_train_seconds, self.validate_every = patience, max_train_seconds, validate_every
         self.num_threads, self.device, self.seed = num_threads, device, seed
         self.net_: _Net | None = None
         self.n_items_: int | None = None
         self.history_: list[dict[str, float]] = []
+        self._sampler: NegativeSampler | None = None
 
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters as JSON-able data (the constructor's keyword arguments)."""
@@ -191,11 +230,17 @@ class SASRec:
             raise ValidationError("loss", self.loss, "must be 'auto', 'full' or 'sampled'")
         if int(self.length_buckets) < 0:
             raise ValidationError("length_buckets", self.length_buckets, "must be >= 0 (0 = no bucketing)")
-        for key in ("d", "n_layers", "n_heads", "max_len", "batch_size", "max_epochs", "n_negatives"):
+        for key in ("d", "n_layers", "n_heads", "max_len", "batch_size", "max_epochs", "n_negatives", "validate_every"):
             if int(getattr(self, key)) <= 0:
                 raise ValidationError(key, getattr(self, key), "must be > 0")
+        if self.negative_sampling not in {"uniform", "frequency"}:
+            raise ValidationError("negative_sampling", self.negative_sampling, "must be 'uniform' or 'frequency'")
+        if not 0.0 <= float(self.sampling_power) <= 1.0:
+            raise ValidationError("sampling_power", self.sampling_power, "must be within [0, 1]")
         if self.d % self.n_heads:
             raise ValidationError("n_heads", self.n_heads, f"must divide d={self.d}")
+        if not 0.0 < float(self.lr_decay) <= 1.0:
+            raise ValidationError("lr_decay", self.lr_decay, "must be within (0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise ValidationError("dropout", self.dropout, "must be in [0, 1)")
 
@@ -226,10 +271,16 @@ class SASRec:
         n_attr, attr_index, attr_offsets = _attribute_tensors(source)
         inputs, targets = self._training_rows(train)
         self.n_items_ = train.n_items
+        counts = np.bincount(targets[targets > 0] - 1, minlength=train.n_items)
+        power = self.sampling_power if self.negative_sampling == "frequency" else 0.0
+        self._sampler = NegativeSampler(counts, power)
         self.net_ = self._build(train.n_items, n_attr, attr_index, attr_offsets)
         optim = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         epochs = self.max_epochs if validate is not None else min(self.max_epochs, self.epochs_without_validation)
-        self._train_loop(inputs, targets, optim, epochs, validate)
+        try:
+            self._train_loop(inputs, targets, optim, epochs, validate)
+        finally:
+            self._sampler = None
         self.net_.eval()
         return self
 
@@ -239,7 +290,10 @@ class SASRec:
         stop, start = BestWeights(), time.monotonic()
         self.history_ = []
         lengths = (inputs > 0).sum(axis=1)
+        every = max(1, int(self.validate_every))
         for epoch in range(epochs):
+            for group in optim.param_groups:  # a per-epoch step decay (deterministic, unlike a wall-clock one)
+                group["lr"] = self.lr * float(self.lr_decay) ** epoch
             batches = self._epoch_batches(lengths, rng)
             self.net_.train()
             total = 0.0
@@ -251,17 +305,26 @@ class SASRec:
                 if time.monotonic() - start > self.max_train_seconds:
                     break  # out of time inside an epoch: validate this partial epoch, then stop
             record = {"epoch": epoch + steps / len(batches), "loss": total / steps}
-            if validate is not None:
-                self.net_.eval()
-                record["validation"] = score = float(validate(self))
-                stop.update(score, self.net_)
-            record["seconds"] = elapsed = time.monotonic() - start
-            self.history_.append(record)
+            if (epoch + 1) % every == 0:
+                self._validate(record, stop, validate)
             # Stop before an epoch that would end past the budget (the last one predicts the next one's cost).
-            last_cost = elapsed - (self.history_[-2]["seconds"] if len(self.history_) > 1 else 0.0)
-            if stop.waited >= self.patience or elapsed + last_cost > self.max_train_seconds:
+            elapsed = time.monotonic() - start
+            last_cost = elapsed - (self.history_[-1]["seconds"] if self.history_ else 0.0)
+            final = epoch == epochs - 1 or elapsed + last_cost > self.max_train_seconds
+            if final and "validation" not in record:  # never end on unvalidated training
+                self._validate(record, stop, validate)
+            record["seconds"] = time.monotonic() - start
+            self.history_.append(record)
+            if final or stop.waited >= self.patience:
                 break
         stop.restore(self.net_)
+
+    def _validate(self, record: dict[str, float], stop: BestWeights, validate: ValidateFn | None) -> None:
+        """Score the current weights with ``validate`` (if any) into ``record`` and ``stop``."""
+        if validate is not None and self.net_ is not None:
+            self.net_.eval()
+            record["validation"] = score = float(validate(self))
+            stop.update(score, self.net_)
 
     def _epoch_batches(self, lengths: np.ndarray[Any, Any], rng: np.random.Generator) -> list[np.ndarray[Any, Any]]:
         """One epoch's row batches: a seeded shuffle; with ``length_buckets`` = m, every run of m batches
@@ -299,11 +362,18 @@ class SASRec:
         return float(loss.detach())
 
     def _sampled_logits(self, h: Any, labels: Any, table: Any, rng: np.random.Generator) -> tuple[Any, Any]:
-        """Logits against the positive (column 0) and shared uniform negatives; accidental hits masked."""
-        assert self.n_items_ is not None
-        neg = torch.from_numpy(rng.integers(0, self.n_items_, size=self.n_negatives)).to(self.device)
+        """Logits against the positive (column 0) and the batch's shared negatives, logQ-corrected
+        (a constant for uniform sampling, so nothing changes there); accidental hits masked."""
+        assert self._sampler is not None
+        neg_np = self._sampler.draw(rng, self.n_negatives)
+        neg = torch.from_numpy(neg_np).to(self.device)
         pos_logit = (h * table[labels + 1]).sum(-1, keepdim=True)
-        neg_logits = (h @ table[neg + 1].T).masked_fill(neg[None, :] == labels[:, None], -1e9)
+        neg_logits = h @ table[neg + 1].T
+        if self._sampler.power > 0.0:
+            log_q = self._sampler.log_q.to(self.device)
+            pos_logit = pos_logit - log_q[labels][:, None]
+            neg_logits = neg_logits - log_q[neg][None, :]
+        neg_logits = neg_logits.masked_fill(neg[None, :] == labels[:, None], -1e9)
         return torch.cat([pos_logit, neg_logits], dim=1), torch.zeros_like(labels)
 
     def _check_histories(self, histories: Sequence[IntArray]) -> None:
