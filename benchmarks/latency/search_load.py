@@ -20,7 +20,7 @@ about 9 ms of CPU per request here, most of a core at 100 req/s, taken from the 
 the server during the load phase (py-spy in the venv).
 
     .venv/bin/python benchmarks/latency/search_load.py --items 100000 --rate 100 --duration 20 \\
-        --store-dir .shopkeep/bench-search
+        --store-dir .shopkeep/bench-search [--rate 50 --rate 30 ...: more phases on the same server]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -204,20 +205,77 @@ async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[floa
     return lat, took, errors
 
 
+@dataclass
+class Phase:
+    """One load phase at one rate: what the load generator and ``/proc`` saw."""
+
+    rate: float
+    sent: int
+    lat: list[float]
+    took: list[float]
+    errors: Counter[str]
+    cpu_s: float
+    own_s: float
+    wall_s: float
+    load: tuple[float, float]
+
+
+def run_phase(base: str, pid: int, texts: list[str], rate: float, client: str, spy_to: Path | None,
+              duration: float) -> Phase:
+    """Send ``texts`` at ``rate``/s and measure latency, the server's CPU time and the load average."""
+    load_before = os.getloadavg()[0]
+    spy = None
+    if spy_to is not None:
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                                "--duration", str(int(duration) + 2), "--rate", "200", "--threads",
+                                "--nonblocking", "--output", str(spy_to)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+    cpu_before, own_before, wall_before = process_cpu_s(pid), time.process_time(), time.perf_counter()
+    loop = open_loop_raw if client == "raw" else open_loop
+    lat, took, errors = asyncio.run(loop(base, texts, rate))
+    cpu_s, own_s = process_cpu_s(pid) - cpu_before, time.process_time() - own_before
+    wall_s = time.perf_counter() - wall_before
+    if spy is not None:
+        spy.wait(timeout=120)
+    return Phase(rate, len(texts), lat, took, errors, cpu_s, own_s, wall_s, (load_before, os.getloadavg()[0]))
+
+
+def phase_rows(ph: Phase, client: str, server_env: list[str]) -> list[tuple[str, str]]:
+    """The printed rows of one phase."""
+    answered = max(len(ph.took), 1)
+    env = "; server env " + " ".join(server_env) if server_env else ""
+    return [
+        ("load", f"{ph.sent} requests at {ph.rate:.0f}/s open loop ({client} client{env}); 1-min load average "
+                 f"{ph.load[0]:.1f} before, {ph.load[1]:.1f} after"),
+        ("POST /v1/search", f"p50 {_pct(ph.lat, 0.5):.1f} ms, p95 {_pct(ph.lat, 0.95):.1f} ms, "
+                            f"p99 {_pct(ph.lat, 0.99):.1f} ms from schedule; errors {dict(ph.errors) or 0}"),
+        ("server CPU", f"{ph.cpu_s * 1000 / answered:.1f} ms per answered request ({ph.cpu_s:.1f} s user+sys "
+                       f"over {ph.wall_s:.1f} s for {len(ph.took)} answers: {ph.cpu_s / ph.wall_s:.2f} of "
+                       f"{os.cpu_count()} cores); load generator {ph.own_s * 1000 / max(len(ph.lat), 1):.1f} ms "
+                       f"per request"),
+        ("server search", f"p50 {_pct(ph.took, 0.5):.1f} ms, p95 {_pct(ph.took, 0.95):.1f} ms (explain.took_ms: "
+                          f"after the query embedding, parse to hits)"),
+    ]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--items", type=int, default=100_000)
-    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--rate", type=float, action="append", default=None,
+                   help="requests per second (repeat for several phases on one server; default 100)")
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--item-encoder", default="hashing", choices=[MINILM, "hashing"])
     p.add_argument("--query-encoder", default=MINILM, choices=[MINILM, "hashing"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store-dir", type=Path, default=None, help="keep the built store here (default: a temp dir)")
     p.add_argument("--client", default="raw", choices=["raw", "httpx"], help="load generator's HTTP client")
-    p.add_argument("--py-spy", type=Path, default=None, help="record a py-spy flame graph (svg) of the load phase")
+    p.add_argument("--py-spy", type=Path, default=None, help="record a py-spy flame graph (svg) of the first phase")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the server (e.g. OPENBLAS_NUM_THREADS=1); repeatable")
     args = p.parse_args()
+    rates = args.rate or [100.0]
+    phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="shopkeep-search-") as tmp:
         t0 = time.perf_counter()
         uri = store_for(args.store_dir or Path(tmp), args.items, args.seed)
@@ -239,23 +297,15 @@ def main() -> int:
                               timeout=3600.0)
             warm.raise_for_status()
             index_s = time.perf_counter() - t1
-            texts = queries(int(args.rate * args.duration), args.seed)
-            load_before = os.getloadavg()[0]
-            spy = None
-            if args.py_spy is not None:
-                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
-                                        "--duration", str(int(args.duration) + 2), "--rate", "200", "--threads",
-                                        "--nonblocking", "--output", str(args.py_spy)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1.0)
-            cpu_before, own_before, wall_before = process_cpu_s(proc.pid), time.process_time(), time.perf_counter()
-            loop = open_loop_raw if args.client == "raw" else open_loop
-            lat, took, errors = asyncio.run(loop(base, texts, args.rate))
-            cpu_s, own_s = process_cpu_s(proc.pid) - cpu_before, time.process_time() - own_before
-            if spy is not None:
-                spy.wait(timeout=120)
-            wall_s = time.perf_counter() - wall_before
-            load_after = os.getloadavg()[0]
+            offset = 0
+            for n, rate in enumerate(rates):
+                count = int(rate * args.duration)
+                # distinct texts across phases too: the embedding cache stays cold
+                texts = queries(offset + count, args.seed)[offset:]
+                offset += count
+                phases.append(run_phase(base, proc.pid, texts, rate, args.client,
+                                        args.py_spy if n == 0 else None, args.duration))
+                print(f"phase {n + 1}/{len(rates)} done ({rate:.0f}/s)", file=sys.stderr)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -268,17 +318,9 @@ def main() -> int:
         ("service", f"{args.items:,} items, 1 worker, SQLite store; item vectors {args.item_encoder}, "
                     f"queries {args.query_encoder} (cold: every query text new)"),
         ("index build", f"{index_s:.1f} s (first search: BM25 + attribute columns + vector index)"),
-        ("load", f"{len(texts)} requests at {args.rate:.0f}/s open loop ({args.client} client"
-                 f"{'; server env ' + ' '.join(args.server_env) if args.server_env else ''}); 1-min load average "
-                 f"{load_before:.1f} before, {load_after:.1f} after"),
-        ("POST /v1/search", f"p50 {_pct(lat, 0.5):.1f} ms, p95 {_pct(lat, 0.95):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms "
-                            f"from schedule; errors {dict(errors) or 0}"),
-        ("server CPU", f"{cpu_s * 1000 / max(len(took), 1):.1f} ms per answered request ({cpu_s:.1f} s user+sys "
-                       f"over {wall_s:.1f} s for {len(took)} answers: {cpu_s / wall_s:.2f} of {os.cpu_count()} cores); "
-                       f"load generator {own_s * 1000 / max(len(lat), 1):.1f} ms per request"),
-        ("server search", f"p50 {_pct(took, 0.5):.1f} ms, p95 {_pct(took, 0.95):.1f} ms (explain.took_ms: after "
-                          f"the query embedding, parse to hits)"),
     ]
+    for ph in phases:
+        rows += phase_rows(ph, args.client, args.server_env)
     width = max(len(r[0]) for r in rows)
     print(f"shopkeep search_load ({datetime.now(UTC):%Y-%m-%d})")
     for name, value in rows:

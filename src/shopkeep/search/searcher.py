@@ -291,11 +291,12 @@ class Searcher:
             self.zero_after_relax += 1
             return SearchResponse((), pq, relaxation.dropped, 0, {"matched": 0} if req.explain else None)
         sources = self._retrieve(req.mode, pq.without_all(relaxation.dropped), mask, qv)
+        found = _SourceInfo(sources)
         fused = self._fuse(sources, mask, qv, req.mode)
         fused = self._personalize(fused, ctx)
         if pq.sort is not None:
             fused = self._sort(fused, mask, pq.sort)
-        ranked = [ScoredItem(snap.item_ids[r], s, src) for r, s, src in fused[: max(req.k * 5, 50)]]
+        ranked = [ScoredItem(snap.item_ids[r], s, found.of(r, extra)) for r, s, extra in fused[: max(req.k * 5, 50)]]
         trace: list[dict[str, Any]] = []
         if policy is not None and ctx is not None:
             chosen, trace = policy.apply(ctx, ranked, snap)
@@ -343,6 +344,8 @@ class Searcher:
 
     def _fuse(self, sources: Mapping[str, _Ranked], mask: Mask,
               qv: npt.NDArray[np.float32] | None, mode: str) -> list[tuple[int, float, dict[str, tuple[float, int]]]]:
+        """Fused rows, best first, as ``(row, score, extra sources)``: what each retriever said about a row
+        is added by :meth:`_SourceInfo.of` only for the rows that are returned."""
         rrf = self.config.rrf_k
         k = self.config.candidates
         parts = [(name, rows, scores) for name, (rows, scores) in sources.items() if rows.size]
@@ -357,11 +360,8 @@ class Searcher:
             fused_scores = total[order]
         else:
             fused, fused_scores = np.zeros(0, dtype=np.int64), np.zeros(0)
-        info: dict[int, dict[str, tuple[float, int]]] = {}
-        for name, rows, scores in parts:
-            for rank, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True)):
-                info.setdefault(r, {})[name] = (round(s, 5), rank)
-        out = [(r, s, info[r]) for r, s in zip(fused.tolist(), fused_scores.tolist(), strict=True)]
+        none: dict[str, tuple[float, int]] = {}  # shared and never mutated: later stages copy before adding
+        out = [(r, s, none) for r, s in zip(fused.tolist(), fused_scores.tolist(), strict=True)]
         if len(out) < k:
             rest = mask.copy()
             rest[fused] = False
@@ -437,6 +437,24 @@ class Searcher:
         n = max(self.queries, 1)
         return {"queries": self.queries, "zero_result_rate_strict": self.zero_before_relax / n,
                 "zero_result_rate": self.zero_after_relax / n}
+
+
+class _SourceInfo:
+    """Score and rank of a row in each retriever's list, looked up for returned rows only."""
+
+    def __init__(self, sources: Mapping[str, _Ranked]) -> None:
+        self.parts = [(name, dict(zip(rows.tolist(), range(rows.size), strict=True)), scores)
+                      for name, (rows, scores) in sources.items() if rows.size]
+
+    def of(self, row: int, extra: Mapping[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+        """``{source: (score rounded to 5 places, rank)}`` of ``row``, then ``extra`` (personal, filter, sort)."""
+        out: dict[str, tuple[float, int]] = {}
+        for name, rank_of, scores in self.parts:
+            rank = rank_of.get(row)
+            if rank is not None:
+                out[name] = (round(float(scores[rank]), 5), rank)
+        out.update(extra)
+        return out
 
 
 def _price(snap: CatalogSnapshot, i: int) -> int | None:
