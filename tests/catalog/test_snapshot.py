@@ -164,3 +164,71 @@ def test_from_repository_includes_inactive() -> None:
     s = CatalogSnapshot.from_repository(repo)
     assert s.n == 5 and s.active.tolist().count(False) == 1
     assert "CatalogSnapshot(n=5" in repr(s)
+
+
+def _index_as_lists(snap: CatalogSnapshot) -> dict[str, dict[str, list[int]]]:
+    return {k: {v: ix.tolist() for v, ix in sorted(t.items())} for k, t in sorted(snap.attribute_index().items())}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_attribute_index_carried_by_with_items_equals_a_fresh_build(seed: int) -> None:
+    """with_items edits the old snapshot's attribute index for the changed rows only; the result must be
+    exactly what a snapshot built from scratch over the same items computes (values gained, lost and
+    changed, keys that vanish, new items appended)."""
+    rng = np.random.default_rng(seed)
+    colors, sizes = ["red", "blue", "green"], ["s", "m", "l"]
+
+    def item(i: int) -> Item:
+        attrs: dict[str, object] = {"color": str(rng.choice(colors))}
+        if rng.random() < 0.5:
+            attrs["size"] = tuple(rng.choice(sizes, size=int(rng.integers(1, 3))).tolist())
+        if rng.random() < 0.2:
+            attrs["vegan"] = bool(rng.random() < 0.5)
+        return Item(f"i{i}", f"Item {i}", category=("C",), attributes=attrs)
+
+    base = CatalogSnapshot.from_items([item(i) for i in range(40)])
+    before = _index_as_lists(base)
+    base.attribute_index()  # built: with_items must carry it over
+    changed = [item(int(i)) for i in rng.choice(40, size=8, replace=False)] + [item(40 + i) for i in range(5)]
+    updated = base.with_items(changed)
+    fresh = CatalogSnapshot.from_items(list(updated.items))
+    assert _index_as_lists(updated) == _index_as_lists(fresh)
+    assert _index_as_lists(base) == before  # the original is untouched
+    for v in colors:
+        assert updated.attribute_mask("color", v).tolist() == fresh.attribute_mask("color", v).tolist()
+
+
+def test_in_stock_mask_is_cached_and_read_only() -> None:
+    s = CatalogSnapshot.from_items(_items())
+    first = s.in_stock("store-01")
+    assert s.in_stock("store-01") is first
+    with pytest.raises(ValueError):
+        first[0] = not first[0]
+    assert s.in_stock("nowhere").tolist() == (s.can_ship | s.untracked).tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_affinity_matrix_matches_the_per_item_keys_and_survives_with_items(seed: int) -> None:
+    """match() equals the per-item sum over affinity_keys; key_rows() lists exactly the holders; after
+    with_items (changed and appended rows) both equal a fresh build's."""
+    rng = np.random.default_rng(seed)
+
+    def item(i: int) -> Item:
+        return Item(f"i{i}", f"Item {i}", brand=str(rng.choice(["Acme", "Brio"])),
+                    category=("Home", str(rng.choice(["Lamps", "Rugs", "Vases"]))),
+                    attributes={"color": str(rng.choice(["red", "blue"])), "size": str(rng.choice(["s", "m"]))},
+                    group_id=f"g{i % 7}")
+
+    snap = CatalogSnapshot.from_items([item(i) for i in range(60)])
+    snap.warm()
+    changed = [item(int(i)) for i in rng.choice(60, size=10, replace=False)] + [item(60 + i) for i in range(4)]
+    for s in (snap, snap.with_items(changed)):
+        keys = [s.affinity_keys(i) for i in range(s.n)]
+        vocab = sorted({k for ks in keys for k in ks})
+        weights = {k: float(rng.random()) for k in rng.choice(vocab, size=6, replace=False)} | {"item:zz": 5.0}
+        rows = rng.integers(0, s.n, size=30)
+        expected = [sum(weights.get(k, 0.0) for k in keys[r]) for r in rows]
+        assert np.allclose(s.affinity_matrix().match(weights, rows), expected, rtol=0, atol=1e-12)
+        for k in vocab:
+            assert s.affinity_matrix().key_rows(k).tolist() == [i for i in range(s.n) if k in keys[i]]
+        assert s.affinity_matrix().key_rows("cat:nothing").tolist() == []

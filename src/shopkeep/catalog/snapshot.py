@@ -44,7 +44,7 @@ from shopkeep.types import Item
 if TYPE_CHECKING:
     from shopkeep.catalog.repository import CatalogRepository
 
-__all__ = ["CatalogSnapshot", "Mask", "active_items", "normalize_value"]
+__all__ = ["AffinityMatrix", "CatalogSnapshot", "Mask", "active_items", "normalize_value"]
 
 #: Boolean mask over the snapshot's item indices: True = selected (same type as retrieval's Mask).
 Mask = npt.NDArray[np.bool_]
@@ -228,7 +228,9 @@ class CatalogSnapshot:
         self.regulated_classes = tuple(vocab.regulated)
         self.category_paths = tuple(it.category for it in items)
         self._vocab = vocab
-        self._attr_index: dict[str, dict[str, _I64]] = {}
+        self._attr_index: dict[str, dict[str, _I64]] | None = None
+        self._stock_masks: dict[str | None, Mask] = {}
+        self._affinity: AffinityMatrix | None = None
         self._cat_index: dict[str, _I64] | None = None
         self._region_index: dict[str, _I64] | None = None
 
@@ -275,6 +277,9 @@ class CatalogSnapshot:
         out = object.__new__(CatalogSnapshot)
         out._set_base(tuple(new_items), vocab, currency[0] if currency else self.currency)  # type: ignore[arg-type]
         out._scatter(self, pos, rows, n_new)
+        out._carry_attribute_index(self, pos)
+        if self._affinity is not None:
+            out._affinity = self._affinity.with_rows(out.n, {p: out.affinity_keys(p) for p in pos.tolist()})
         out._freeze()
         return out
 
@@ -300,13 +305,23 @@ class CatalogSnapshot:
         self.stock = stock
 
     def in_stock(self, location: str | None = None) -> Mask:
-        """Items available: ``None`` → units anywhere; else units at ``location`` or shippable."""
+        """Items available: ``None`` → units anywhere; else units at ``location`` or shippable.
+
+        Read-only and cached per snapshot and location (the columns it reads never change within a
+        snapshot; the whole-catalog reduction cost ~2.7 ms per request at 100k items)."""
+        found = self._stock_masks.get(location)
+        if found is not None:
+            return found
         if location is None:
             out: Mask = self.stock.any(axis=1) | self.untracked | self.can_ship
-            return out
-        col = self._vocab_index(self.locations, location)
-        here = self.stock[:, col] if col >= 0 else np.zeros(self.n, dtype=np.bool_)
-        out = here | self.can_ship | self.untracked
+        else:
+            col = self._vocab_index(self.locations, location)
+            here = self.stock[:, col] if col >= 0 else np.zeros(self.n, dtype=np.bool_)
+            out = here | self.can_ship | self.untracked
+        out.flags.writeable = False
+        if len(self._stock_masks) >= len(self.locations) + 2:  # unknown locations are request input
+            self._stock_masks.clear()
+        self._stock_masks[location] = out
         return out
 
     @staticmethod
@@ -325,20 +340,55 @@ class CatalogSnapshot:
     def attribute_mask(self, key: str, value: object) -> Mask:
         """Items whose attribute ``key`` equals ``value`` (normalized; list attributes: membership;
         a list ``value``: any of its values)."""
-        table = self._attr_index.get(key)
-        if table is None:
-            lists: dict[str, list[int]] = {}
-            for i, it in enumerate(self.items):
-                if key in it.attributes:
-                    for v in set(_values(it.attributes[key])):
-                        lists.setdefault(v, []).append(i)
-            table = {v: np.asarray(ix, dtype=np.int64) for v, ix in lists.items()}
-            self._attr_index[key] = table
+        table = self.attribute_index().get(key, {})
         out = np.zeros(self.n, dtype=np.bool_)
         for v in _values(value):
             if v in table:
                 out[table[v]] = True
         return out
+
+    def attribute_index(self) -> dict[str, dict[str, _I64]]:
+        """attribute key → normalized value → ascending item indices holding it, for every attribute.
+
+        Built in one pass over the items on first use (a pass per key cost ~30 ms each at 100k items,
+        paid again for each of ~100 keys as traffic reached them), and carried over by
+        :meth:`with_items` by editing only the changed rows. Treat as read-only."""
+        if self._attr_index is None:
+            lists: dict[str, dict[str, list[int]]] = {}
+            for i, it in enumerate(self.items):
+                for key, raw in it.attributes.items():
+                    by_value = lists.setdefault(key, {})
+                    for v in dict.fromkeys(_values(raw)):
+                        by_value.setdefault(v, []).append(i)
+            self._attr_index = {key: {v: np.asarray(ix, dtype=np.int64) for v, ix in by_value.items()}
+                                for key, by_value in lists.items()}
+        return self._attr_index
+
+    def _carry_attribute_index(self, old: CatalogSnapshot, pos: _I64) -> None:
+        """Derive this snapshot's attribute index from ``old``'s when ``old`` built one: rows ``pos``
+        (the upserted items) leave every entry and re-enter with their new values."""
+        if old._attr_index is None:
+            return
+        dropped = np.zeros(self.n, dtype=np.bool_)
+        dropped[pos] = True
+        added: dict[str, dict[str, list[int]]] = {}
+        for p in sorted(pos.tolist()):
+            for key, raw in self.items[p].attributes.items():
+                rows_of = added.setdefault(key, {})
+                for v in dict.fromkeys(_values(raw)):
+                    rows_of.setdefault(v, []).append(p)
+        table: dict[str, dict[str, _I64]] = {}
+        for key in old._attr_index.keys() | added.keys():
+            before, extra = old._attr_index.get(key, {}), added.get(key, {})
+            by_value: dict[str, _I64] = {}
+            for v in before.keys() | extra.keys():
+                kept = before[v][~dropped[before[v]]] if v in before else np.zeros(0, dtype=np.int64)
+                merged = np.sort(np.concatenate([kept, np.asarray(extra.get(v, ()), dtype=np.int64)]))
+                if merged.size:
+                    by_value[v] = merged
+            if by_value:
+                table[key] = by_value
+        self._attr_index = table
 
     def category_mask(self, name: str) -> Mask:
         """Items with ``name`` at any level of their category path (case-insensitive)."""
@@ -378,6 +428,21 @@ class CatalogSnapshot:
             keys.append(f"group:{it.group_id.strip().lower()}")
         return tuple(dict.fromkeys(keys))
 
+    def affinity_matrix(self) -> AffinityMatrix:
+        """Every item's :meth:`affinity_keys` as a sparse item × key matrix (built in one pass on first
+        use, carried over by :meth:`with_items` by rewriting only the changed rows)."""
+        if self._affinity is None:
+            self._affinity = AffinityMatrix.build([self.affinity_keys(i) for i in range(self.n)])
+        return self._affinity
+
+    def warm(self) -> None:
+        """Build the lazy per-snapshot indexes now (attribute index, affinity matrix, categories, stock)
+        so that no request pays for their first use; a serving worker calls this before it serves."""
+        self.attribute_index()
+        self.affinity_matrix().columns()
+        self.category_mask("")
+        self.in_stock(None)
+
     def indices(self, item_ids: Sequence[str]) -> _I64:
         """Dense indices of ``item_ids``; ``-1`` for ids not in the snapshot."""
         get = self.index.get
@@ -388,3 +453,92 @@ class CatalogSnapshot:
 
     def __repr__(self) -> str:
         return f"CatalogSnapshot(n={self.n}, currency={self.currency!r}, locations={len(self.locations)})"
+
+
+class AffinityMatrix:
+    """Items × affinity keys (``cat:``/``brand:``/``attr:k=v``/``group:``) as CSR with a key vocabulary.
+
+    ``match(weights, rows)`` sums, per row, the weights of the keys that item holds; ``key_rows(key)``
+    lists the items holding ``key``. Entries are exact ones, so sums are over the same values the
+    per-item Python loop added (in a fixed, process-independent order)."""
+
+    def __init__(self, indptr: _I64, cols: npt.NDArray[np.int32], vocab: dict[str, int]) -> None:
+        import scipy.sparse as sp
+
+        self.vocab = vocab
+        self.n = len(indptr) - 1
+        self.csr = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), cols, indptr),
+                                 shape=(self.n, max(len(vocab), 1)))
+        self._csc: Any = None
+
+    @classmethod
+    def build(cls, keys_per_item: Sequence[Sequence[str]], vocab: dict[str, int] | None = None) -> AffinityMatrix:
+        """The matrix of ``keys_per_item`` (row i = item i), growing ``vocab`` (key → column)."""
+        vocab = {} if vocab is None else vocab
+        cols: list[int] = []
+        indptr = np.zeros(len(keys_per_item) + 1, dtype=np.int64)
+        for i, keys in enumerate(keys_per_item):
+            for k in keys:
+                c = vocab.get(k)
+                if c is None:
+                    c = vocab[k] = len(vocab)
+                cols.append(c)
+            indptr[i + 1] = len(cols)
+        return cls(indptr, np.asarray(cols, dtype=np.int32), vocab)
+
+    def with_rows(self, n: int, changed: Mapping[int, Sequence[str]]) -> AffinityMatrix:
+        """A copy over ``n`` rows (``n`` >= this one's; new rows empty unless given) with the rows in
+        ``changed`` replaced by those keys (the vocabulary grows; unchanged rows are copied as arrays)."""
+        vocab = dict(self.vocab)
+        keep = np.ones(n, dtype=np.bool_)
+        rows = np.fromiter(changed, dtype=np.int64, count=len(changed))
+        keep[rows] = False
+        old_rows = np.repeat(np.arange(self.n), np.diff(self.csr.indptr))
+        kept = keep[old_rows]
+        new_cols: list[int] = []
+        new_rows: list[int] = []
+        for r, keys in changed.items():
+            for k in keys:
+                c = vocab.get(k)
+                if c is None:
+                    c = vocab[k] = len(vocab)
+                new_cols.append(c)
+                new_rows.append(r)
+        all_rows = np.concatenate([old_rows[kept], np.asarray(new_rows, dtype=np.int64)])
+        all_cols = np.concatenate([self.csr.indices[kept].astype(np.int32), np.asarray(new_cols, dtype=np.int32)])
+        order = np.argsort(all_rows, kind="stable")  # within a row: old entries in order, then new ones
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(all_rows, minlength=n), out=indptr[1:])
+        return AffinityMatrix(indptr, all_cols[order], vocab)
+
+    def match(self, weights: Mapping[str, float], rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Per row of ``rows``, the sum of ``weights`` over the keys the item holds."""
+        w = np.zeros(self.csr.shape[1])
+        for k, v in weights.items():
+            c = self.vocab.get(k)
+            if c is not None:
+                w[c] += v
+        # gather the rows' entries by hand: scipy's row slicing built a new matrix per call (~3x slower)
+        at_rows = np.asarray(rows, dtype=np.int64)
+        starts, lens = self.csr.indptr[at_rows], np.diff(self.csr.indptr)[at_rows]
+        total = int(lens.sum())
+        first = np.cumsum(lens) - lens  # where each row's entries start in the gathered array
+        at = np.repeat(starts - first, lens) + np.arange(total)
+        owner = np.repeat(np.arange(len(at_rows)), lens)
+        out = np.bincount(owner, weights=w[self.csr.indices[at]], minlength=len(at_rows))
+        return np.asarray(out, dtype=np.float64)
+
+    def columns(self) -> Any:
+        """The CSC form (built once): column ``c``'s rows are ``indices[indptr[c]:indptr[c + 1]]``."""
+        if self._csc is None:
+            self._csc = self.csr.tocsc()
+            self._csc.sort_indices()
+        return self._csc
+
+    def key_rows(self, key: str) -> _I64:
+        """Ascending indices of the items holding ``key`` (empty for an unknown key)."""
+        c = self.vocab.get(key)
+        if c is None:
+            return np.zeros(0, dtype=np.int64)
+        csc = self.columns()
+        return np.asarray(csc.indices[csc.indptr[c]:csc.indptr[c + 1]], dtype=np.int64)

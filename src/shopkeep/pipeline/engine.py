@@ -177,6 +177,7 @@ class Engine:
         self.profiles = ProfileRepository(store)
         start = time.perf_counter()
         snapshot = CatalogSnapshot.from_repository(self.catalog)
+        snapshot.warm()  # indexes built before the first request, not during it (~1 s at 100k items)
         popularity = read_popularity(artifacts.path) if artifacts is not None else None
         #: The visit-context prior (device, referrer, campaign, channel) for shoppers with no history.
         self.visit_prior = VisitPriorStage(snapshot).fit(store)

@@ -114,14 +114,7 @@ class _ItemColumns:
         created = snapshot.created_ms.astype(np.float64)
         self.age = np.where(created > 0, (stats.as_of_ms - created) / _DAY_MS, MISSING_SCORE)
         self.rating = snapshot.rating.astype(np.float64)
-        self.keys: list[tuple[str, ...] | None] = [None] * n
         self.snapshot = snapshot
-
-    def affinity_keys(self, i: int) -> tuple[str, ...]:
-        keys = self.keys[i]
-        if keys is None:
-            keys = self.keys[i] = self.snapshot.affinity_keys(i)
-        return keys
 
 
 _CONTEXT_COLUMNS = ("fused_score", "fused_pos", "n_sources", "log_price", "margin_pct", "price_vs_cat",
@@ -177,7 +170,7 @@ class FeatureBuilder:
             x[:, 2 * j] = [MISSING_SCORE if p is None else p[0] for p in pair]
             x[:, 2 * j + 1] = [MISSING_RANK if p is None else p[1] for p in pair]
         top_aff = max(ctx.affinities.values(), default=0.0)
-        aff = np.array([sum(ctx.affinities.get(k, 0.0) for k in cols.affinity_keys(int(i))) for i in safe])
+        aff = snapshot.affinity_matrix().match(ctx.affinities, safe)
         own = self._own_price_level(ctx, snapshot, cols)
         price = cols.price[safe]
         budget = ctx.budget_max_minor

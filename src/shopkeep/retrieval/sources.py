@@ -393,8 +393,6 @@ class AffinitySource:
         # the prior scaled to [0, 1] once, not per request
         self._scaled_prior = scaled / scaled.max() if scaled.size and scaled.max() > 0 else scaled
         self._masks: dict[str, Mask] = {}
-        self._shares: dict[str, float] = {}
-        self._group_codes: dict[str, list[int]] | None = None
 
     def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
         """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
@@ -409,41 +407,18 @@ class AffinitySource:
         found = self._masks.get(key)
         if found is not None:
             return found
-        kind, _, rest = key.partition(":")
-        snap = self.snapshot
-        if kind == "cat":
-            mask = snap.category_mask(rest)
-        elif kind == "brand":
-            mask = snap.brand_mask(rest)
-        elif kind == "attr" and "=" in rest:
-            attr, _, value = rest.partition("=")
-            mask = snap.attribute_mask(attr, value)
-        elif kind == "group":
-            # a Python scan of every group name per new key took ~0.15 s at 100k items (a p99 stall)
-            if self._group_codes is None:
-                by_name: dict[str, list[int]] = {}
-                for i, g in enumerate(snap.groups):
-                    by_name.setdefault(g.strip().lower(), []).append(i)
-                self._group_codes = by_name
-            codes = self._group_codes.get(rest.strip().lower(), [])
-            mask = np.isin(snap.group, np.asarray(codes, dtype=np.int32))
-        else:
-            mask = np.zeros(snap.n, dtype=np.bool_)
-        if len(self._masks) > 4096:
+        # the items whose affinity_keys hold ``key``: the same keys the features add weight to
+        mask = np.zeros(self.snapshot.n, dtype=np.bool_)
+        mask[self.snapshot.affinity_matrix().key_rows(key)] = True
+        if len(self._masks) >= 256:  # a mask is n bytes: 256 of them at 100k items is ~26 MB per worker
             self._masks.clear()
         self._masks[key] = mask
         return mask
 
     def key_share(self, key: str) -> float:
-        """Share of the catalog matching ``key`` (cached with the key's mask)."""
-        share = self._shares.get(key)
-        if share is None:
-            mask = self.key_mask(key)
-            share = float(mask.mean()) if mask.size else 0.0
-            if len(self._shares) > 4096:
-                self._shares.clear()
-            self._shares[key] = share
-        return share
+        """Share of the catalog matching ``key``."""
+        n = self.snapshot.n
+        return len(self.snapshot.affinity_matrix().key_rows(key)) / n if n else 0.0
 
     def top_keys(self, context: Context) -> list[tuple[str, float]]:
         """The strongest usable affinity keys of ``context``: weight desc; equal weights (one event adds
