@@ -393,6 +393,7 @@ class AffinitySource:
         # the prior scaled to [0, 1] once, not per request
         self._scaled_prior = scaled / scaled.max() if scaled.size and scaled.max() > 0 else scaled
         self._masks: dict[str, Mask] = {}
+        self._top_cache: dict[int, tuple[Context, tuple[tuple[str, float], ...]]] = {}
 
     def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
         """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
@@ -427,12 +428,20 @@ class AffinitySource:
         attribute values half the catalog shares; then by key for determinism."""
         if not context.personalize:
             return []
+        # one request asks three times (weight, focus, retrieval): remember the last few contexts by identity
+        found = self._top_cache.get(id(context))
+        if found is not None and found[0] is context:
+            return list(found[1])
         keys = [(k, float(w)) for k, w in context.affinities.items()
                 if w > 0 and w >= self.min_weight and not k.startswith("item:")]
         keys.sort(key=lambda kw: (-kw[1], kw[0]))
         head = keys[: 3 * self.n_keys]  # specificity only reorders near-ties, so the head suffices
         head.sort(key=lambda kw: (-round(kw[1], 9), self.key_share(kw[0]), kw[0]))
-        return head[: self.n_keys]
+        top = head[: self.n_keys]
+        if len(self._top_cache) >= 64:
+            self._top_cache.clear()
+        self._top_cache[id(context)] = (context, tuple(top))
+        return top
 
     def explicit(self, context: Context) -> bool:
         """Whether the strongest ``attr:`` key comes from an explicit signal (a filter), not from the
