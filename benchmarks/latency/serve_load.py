@@ -237,7 +237,8 @@ def main() -> int:
     p.add_argument("--interleave", type=int, default=4, help="post one event every N recommendation requests")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--client", choices=("raw", "httpx"), default="raw",
-                   help="load generator HTTP client: raw (lean keep-alive HTTP/1.1, ~4x less CPU per request than httpx) or httpx")
+                   help="load generator HTTP client: raw (lean keep-alive HTTP/1.1, ~4x less CPU per request "
+                        "than httpx) or httpx")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--retrieval-k", type=int, default=500, help="candidates fused per request")
     p.add_argument("--store-dir", type=Path, default=None,
