@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -26,11 +26,10 @@ from starlette.responses import Response
 from shopkeep import __version__
 from shopkeep.config import Config
 from shopkeep.errors import ValidationError
-from shopkeep.features.context import ContextRequest
 from shopkeep.pipeline.engine import Engine, Slate
 from shopkeep.pipeline.ingest import IngestReport
 from shopkeep.serving.auth import ApiKeys, install_access_control
-from shopkeep.serving.deps import EngineDep, require_scope
+from shopkeep.serving.deps import EngineDep, RecommendationQuery, require_scope
 from shopkeep.serving.errors import install_error_handlers
 from shopkeep.serving.middleware import Metrics, ServiceMiddleware
 from shopkeep.serving.routes_agents import agents_router
@@ -54,12 +53,6 @@ log = logging.getLogger("shopkeep.serving")
 #: Largest request body accepted (413 above it).
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 _MAX_EVENTS = 5000
-
-
-def _visit() -> Any:
-    """A visit-context query parameter (device, referrer, campaign, channel): a short token, host or path."""
-    return Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:/@+-]*$",
-                 description="visit context for shoppers with no history (letters, digits, _ . : / @ + -)")
 
 
 class EventsBody(BaseModel):
@@ -117,15 +110,6 @@ def slate_to_dict(slate: Slate) -> dict[str, Any]:
     return out
 
 
-def _parse_cart(cart: str | None) -> tuple[str, ...]:
-    if not cart:
-        return ()
-    ids = tuple(part.strip() for part in cart.split(",") if part.strip())
-    if len(ids) > 200:
-        raise ValidationError("cart", len(ids), "at most 200 item ids")
-    return ids
-
-
 def _register_routes(app: FastAPI) -> None:
     @app.post("/v1/events", dependencies=[Depends(require_scope("ingest"))], responses=_ERRORS,
               summary="Ingest shopper events (idempotent by event_id)")
@@ -141,33 +125,12 @@ def _register_routes(app: FastAPI) -> None:
 
     @app.get("/v1/recommendations", dependencies=[Depends(require_scope("read"))], responses=_ERRORS,
              summary="A ranked, policy-checked slate for a shopper on a surface")
-    async def get_recommendations(  # async: runs on the event loop (see below)
-        engine: EngineDep, request: Request,
-        surface: Literal["home", "pdp", "cart"] = "home",
-        user_id: Annotated[str | None, Query(max_length=256)] = None,
-        anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
-        session_id: Annotated[str | None, Query(max_length=256)] = None,
-        item_id: Annotated[str | None, Query(max_length=256)] = None,
-        cart: Annotated[str | None, Query(max_length=20_000, description="comma-separated item ids")] = None,
-        store: Annotated[str | None, Query(max_length=256)] = None,
-        region: Annotated[str | None, Query(max_length=16)] = None,
-        k: Annotated[int, Query(ge=1, le=100)] = 10,
-        explain: bool = False,
-        device: Annotated[str | None, _visit()] = None,
-        referrer: Annotated[str | None, _visit()] = None,
-        campaign: Annotated[str | None, _visit()] = None,
-        channel: Annotated[str | None, _visit()] = None,
-    ) -> Response:
-        if surface == "pdp" and not item_id:
-            raise ValidationError("item_id", None, "is required for surface=pdp")
-        req = ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
-                             item_id=item_id, cart_item_ids=_parse_cart(cart), store=store, region=region, k=k,
-                             explain=explain, device=device, referrer=referrer, campaign=campaign, channel=channel)
-        # on the event loop, not in the thread pool: a slate is CPU-bound (the GIL serializes threads anyway)
-        # with one short Redis read, and the thread-pool hop cost more CPU than it saved at 100k items
+    async def get_recommendations(engine: EngineDep, request: Request, req: RecommendationQuery) -> Response:
+        # async, as are its dependencies: on the event loop, not in the thread pool. A slate is CPU-bound (the
+        # GIL serializes threads anyway) with one short Redis read, and the hops cost more CPU than they saved
         slate = engine.recommend(req)
         metrics: Metrics = request.app.state.metrics
-        metrics.slates.labels(surface).inc()
+        metrics.slates.labels(req.surface).inc()
         metrics.slate_items.observe(len(slate.items))
         return _json(slate_to_dict(slate))
 

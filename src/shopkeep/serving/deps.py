@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
+from shopkeep.errors import ValidationError
+from shopkeep.features.context import ContextRequest
 from shopkeep.pipeline.engine import Engine
 from shopkeep.serving.auth import ApiKeys, RateLimiter, key_from_headers
 from shopkeep.serving.errors import ApiError
 
-__all__ = ["EngineDep", "app_engine", "engine_bound", "require_scope"]
+__all__ = ["EngineDep", "RecommendationQuery", "app_engine", "engine_bound", "parse_cart", "recommendation_request",
+           "require_scope"]
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[None]]:
@@ -70,3 +73,47 @@ def engine_bound(request: Request, attribute: str, build: Callable[[Engine], _B]
         found = build(state.engine)
         setattr(state, attribute, found)
     return found
+
+
+def _visit() -> Any:
+    """A visit-context query parameter (device, referrer, campaign, channel): a short token, host or path."""
+    return Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:/@+-]*$",
+                 description="visit context for shoppers with no history (letters, digits, _ . : / @ + -)")
+
+
+def parse_cart(cart: str | None) -> tuple[str, ...]:
+    """The ``cart`` query parameter's comma-separated item ids (ValidationError above 200)."""
+    if not cart:
+        return ()
+    ids = tuple(part.strip() for part in cart.split(",") if part.strip())
+    if len(ids) > 200:
+        raise ValidationError("cart", len(ids), "at most 200 item ids")
+    return ids
+
+
+async def recommendation_request(
+    surface: Literal["home", "pdp", "cart"] = "home",
+    user_id: Annotated[str | None, Query(max_length=256)] = None,
+    anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
+    item_id: Annotated[str | None, Query(max_length=256)] = None,
+    cart: Annotated[str | None, Query(max_length=20_000, description="comma-separated item ids")] = None,
+    store: Annotated[str | None, Query(max_length=256)] = None,
+    region: Annotated[str | None, Query(max_length=16)] = None,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    explain: bool = False,
+    device: Annotated[str | None, _visit()] = None,
+    referrer: Annotated[str | None, _visit()] = None,
+    campaign: Annotated[str | None, _visit()] = None,
+    channel: Annotated[str | None, _visit()] = None,
+) -> ContextRequest:
+    """The query parameters every slate route shares (``/v1/recommendations``, its transparency twin), as a
+    :class:`ContextRequest`; ``surface=pdp`` needs ``item_id``."""
+    if surface == "pdp" and not item_id:
+        raise ValidationError("item_id", None, "is required for surface=pdp")
+    return ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
+                          item_id=item_id, cart_item_ids=parse_cart(cart), store=store, region=region, k=k,
+                          explain=explain, device=device, referrer=referrer, campaign=campaign, channel=channel)
+
+
+RecommendationQuery = Annotated[ContextRequest, Depends(recommendation_request)]

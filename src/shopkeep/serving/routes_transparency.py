@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -27,12 +28,12 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from shopkeep.catalog.snapshot import CatalogSnapshot
-from shopkeep.errors import NotFoundError, ValidationError
-from shopkeep.features.context import ContextRequest, affinity_key
+from shopkeep.errors import NotFoundError
+from shopkeep.features.context import affinity_key
 from shopkeep.offers.decide import ACTIONS
 from shopkeep.pipeline.engine import Engine, Slate
 from shopkeep.profiles.model import Profile
-from shopkeep.serving.deps import EngineDep, require_scope
+from shopkeep.serving.deps import EngineDep, RecommendationQuery, require_scope
 from shopkeep.serving.routes_offers import SvcDep
 from shopkeep.serving.routes_search import SearchBody, SearchService, _service, response_to_dict
 from shopkeep.types import Item
@@ -237,21 +238,10 @@ def transparency_router() -> APIRouter:
 
     @router.get("/v1/transparency/recommendations", dependencies=read,
                 summary="Recommendations with a plain-language 'why am I seeing this' per item")
-    def recommendations(
-        engine: EngineDep, request: Request,
-        surface: Literal["home", "pdp", "cart"] = "home",
-        user_id: Annotated[str | None, Query(max_length=256)] = None,
-        anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
-        session_id: Annotated[str | None, Query(max_length=256)] = None,
-        item_id: Annotated[str | None, Query(max_length=256)] = None,
-        cart: Annotated[str | None, Query(max_length=20_000, description="comma-separated item ids")] = None,
-        k: Annotated[int, Query(ge=1, le=100)] = 10, explain: bool = False,
-    ) -> Response:
-        if surface == "pdp" and not item_id:
-            raise ValidationError("item_id", None, "is required for surface=pdp")
-        carted = tuple(p.strip() for p in (cart or "").split(",") if p.strip())[:200]
-        req = ContextRequest(surface=surface, user_id=user_id, anonymous_id=anonymous_id, session_id=session_id,
-                             item_id=item_id, cart_item_ids=carted, k=k, explain=True)
+    def recommendations(engine: EngineDep, request: Request, query: RecommendationQuery) -> Response:
+        req = replace(query, explain=True)  # the why is read off the explain trace; ?explain= adds the trace
+        item_id, carted = req.item_id, req.cart_item_ids
+        user_id, explain = req.user_id, query.explain
         slate = engine.recommend(req)
         snap, _ = engine.read_view()
         personalized = _personalized(_profile(request, user_id))
