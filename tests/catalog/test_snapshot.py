@@ -232,3 +232,15 @@ def test_affinity_matrix_matches_the_per_item_keys_and_survives_with_items(seed:
         for k in vocab:
             assert s.affinity_matrix().key_rows(k).tolist() == [i for i in range(s.n) if k in keys[i]]
         assert s.affinity_matrix().key_rows("cat:nothing").tolist() == []
+
+
+def test_affinity_keys_read_off_the_matrix_equal_the_computed_ones() -> None:
+    s = CatalogSnapshot.from_items(_items())
+    computed = [s.affinity_keys(i) for i in range(s.n)]
+    s.warm()
+    assert [s.affinity_keys(i) for i in range(s.n)] == computed
+    f = Item("f", "Fresh", brand="Knit", category=("Apparel", "Tops"), attributes={"color": "Red"})
+    a2 = dataclasses.replace(s.items[0], attributes={"vegan": False}, brand=None)
+    u = s.with_items([a2, f])
+    assert [u.affinity_keys(i) for i in range(u.n)] == [u._item_keys(i) for i in range(u.n)]
+    assert u.affinity_keys(0) == ("cat:beauty", "cat:skincare", "cat:serums", "attr:vegan=false", "group:g1")
