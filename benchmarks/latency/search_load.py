@@ -105,6 +105,10 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+class _Stale(ConnectionError):
+    """The connection closed before any byte of the answer: the server dropped an idle keep-alive."""
+
+
 class RawPool:
     """Keep-alive HTTP/1.1 connections to one host for JSON POSTs (answers need a Content-Length)."""
 
@@ -114,24 +118,40 @@ class RawPool:
         self.slots = asyncio.Semaphore(limit)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """Status and body of ``POST path`` (a dropped connection raises ConnectionError)."""
+        """Status and body of ``POST path`` (a dropped connection raises ConnectionError). A kept-alive
+        connection the server closed while idle (uvicorn: after 5 s) is replaced, as httpx does; a
+        failure on a fresh connection is reported."""
         async with self.slots:
-            conn = self.free.pop() if self.free else await asyncio.open_connection(self.host, self.port)
-            reader, writer = conn
-            try:
-                writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), len(body), body))
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.split(b"\r\n")
-                status = int(lines[0].split()[1])
-                fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
-                length = int(next(v for k, v in fields.items() if k.strip().lower() == b"content-length"))
-                data = await reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError) as exc:
-                writer.close()
-                raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
-            self.free.append(conn)
-            return status, data
+            while self.free:
+                try:
+                    return await self._send(self.free.pop(), path, body)
+                except _Stale:
+                    continue
+            return await self._send(await asyncio.open_connection(self.host, self.port), path, body)
+
+    async def _send(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str,
+                    body: bytes) -> tuple[int, bytes]:
+        reader, writer = conn
+        try:
+            writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), len(body), body))
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            writer.close()
+            if isinstance(exc, OSError) or not exc.partial:
+                raise _Stale(type(exc).__name__) from None
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        try:
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split()[1])
+            fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+            length = int(next(v for k, v in fields.items() if k.strip().lower() == b"content-length"))
+            data = await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError) as exc:
+            writer.close()
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        self.free.append(conn)
+        return status, data
 
     def close(self) -> None:
         for _, writer in self.free:
