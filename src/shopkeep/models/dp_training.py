@@ -71,17 +71,19 @@ class _Net(nn.Module):
         # sampled softmax scores candidates through an output *table* (a module call per row, which the
         # per-sample hooks see); the full softmax through a Linear over all items
         self.out: nn.Module = nn.Embedding(n_items + 1, d, padding_idx=0) if sampled else nn.Linear(d, n_items)
-        if isinstance(self.out, nn.Embedding):  # the Linear's scale (N(0, 1) rows give logits of std sqrt(d))
+        if isinstance(self.out, nn.Embedding):  # Linear-like scale: N(0, 1) rows would start logits at std ~sqrt(d)
             nn.init.uniform_(self.out.weight, -1 / math.sqrt(d), 1 / math.sqrt(d))
             with torch.no_grad():
                 self.out.weight[0].zero_()
         self.drop = nn.Dropout(dropout)
         self.max_len = max_len
 
-    def forward(self, seqs: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, seqs: torch.Tensor, candidates: torch.Tensor | None = None, last_only: bool = False
+                ) -> torch.Tensor:
         """Logits for the next item after every position of left-padded ``seqs`` ``(B, L)``: over all items
-        ``(B, L, n_items)``, or with ``candidates`` ``(B, L + K)`` (each position's target token, then K
-        negative tokens) ``(B, L, 1 + K)``: the target's logit first, a negative equal to it masked out."""
+        ``(B, L, n_items)`` (``(B, n_items)`` for the last position only with ``last_only``), or with
+        ``candidates`` ``(B, L + K)`` (each position's target token, then K negative tokens)
+        ``(B, L, 1 + K)``: the target's logit first, a negative equal to it masked out."""
         b, length = seqs.shape
         seqs = seqs.contiguous()  # Opacus's embedding norm sampler views the ids flat
         pos = torch.arange(self.max_len - length, self.max_len, device=seqs.device).expand(b, length).contiguous()
@@ -90,7 +92,7 @@ class _Net(nn.Module):
         allowed = (causal[None] & (seqs > 0)[:, None, :]) | torch.eye(length, dtype=torch.bool, device=seqs.device)
         for block in self.blocks:
             x = block(x, ~allowed[:, None])
-        h = self.norm(x)
+        h = self.norm(x[:, -1]) if last_only else self.norm(x)
         if candidates is None:
             if isinstance(self.out, nn.Linear):
                 full: torch.Tensor = self.out(h)
@@ -281,7 +283,9 @@ class DPSeqRec:
         check_item_range(histories, self.n_items_)
         seqs = torch.from_numpy(left_pad(histories, self.max_len))
         with torch.no_grad():
-            return torch.cat([self.net_(seqs[lo:lo + 512])[:, -1] for lo in range(0, len(histories), 512)]
+            # only the last position is projected onto the items: slicing [:, -1] out of every position's
+            # logits kept each chunk's (512, max_len, n_items) tensor alive until the concatenation
+            return torch.cat([self.net_(seqs[lo:lo + 512], last_only=True) for lo in range(0, len(histories), 512)]
                              or [torch.zeros(0, self.n_items_)])
 
     def score(self, histories: Sequence[IntArray]) -> FloatArray:
