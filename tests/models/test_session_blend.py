@@ -132,6 +132,21 @@ def test_same_seed_same_scores_other_seed_other_scores(split: object) -> None:
     assert not np.array_equal(run(1), run(2))
 
 
+def test_blend_seed_reaches_the_transformer(split: object) -> None:
+    train: Interactions = split.fit_train  # type: ignore[attr-defined]
+    sasrec = {k: v for k, v in TINY.items()}
+
+    def run(seed: int) -> SASRecSessionKNNBlend:
+        return SASRecSessionKNNBlend(sasrec=sasrec, default_weight=0.5, seed=seed).fit(train)
+
+    a, b, c = run(1), run(1), run(2)
+    assert a.sasrec_ is not None and a.sasrec_.seed == 1 and a.get_config()["seed"] == 1
+    np.testing.assert_array_equal(a.score(HISTORIES), b.score(HISTORIES))
+    assert not np.array_equal(a.score(HISTORIES), c.score(HISTORIES))
+    assert SASRecSessionKNNBlend(sasrec={**sasrec, "seed": 7}, seed=1)._members()[0].seed == 7
+    assert "seed" not in SASRecSessionKNNBlend(seed=3).sasrec  # the config keeps what the caller gave
+
+
 def test_runner_refits_session_knn_and_keeps_the_transformer() -> None:
     result, tested = run_evaluation(_blend(weights=(0.0, 0.6)), _dataset(), "sessions", ks=(5, 20))
     assert isinstance(tested, SASRecSessionKNNBlend) and result.refit_on_validation

@@ -225,12 +225,38 @@ DEFAULT_SESSION_WEIGHTS: tuple[float, ...] = (0.0, 0.85)
 
 class SASRecSessionKNNBlend(SASRecKNNBlend):
     """The same blend for anonymous sessions: ``SASRecSession`` + ``session_knn`` (itemknn with the repeat
-    term); ``w = 0`` is session_knn alone, so on validation it is never below session_knn."""
+    term); ``w = 0`` is session_knn alone, so on validation it is never below session_knn. ``seed`` seeds
+    the transformer member unless its own ``sasrec`` dict names a seed (``shopkeep evaluate --seed``
+    passes it here)."""
 
     name = "sasrec_session_knn"
     sasrec_class = SASRecSession
     knn_class = SessionKNNRecommender
     default_sasrec = DEFAULT_SESSION_SASREC
+
+    def __init__(
+        self,
+        *,
+        sasrec: dict[str, Any] | None = None,
+        itemknn: dict[str, Any] | None = None,
+        weights: Sequence[float] | None = None,
+        default_weight: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(sasrec=sasrec, itemknn=itemknn, weights=weights, default_weight=default_weight)
+        self.seed = int(seed)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments."""
+        return {**super().get_config(), "seed": self.seed}
+
+    def _members(self) -> tuple[SASRec, ItemKNNRecommender]:
+        saved = self.sasrec
+        self.sasrec = {"seed": self.seed, **saved}
+        try:
+            return super()._members()
+        finally:
+            self.sasrec = saved
 
     @classmethod
     def default_weights(cls) -> tuple[float, ...]:
