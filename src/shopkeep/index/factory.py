@@ -23,20 +23,39 @@ from typing import Any
 from shopkeep.errors import ValidationError
 from shopkeep.index.vector import ExactIndex, FloatArray, VectorIndex, read_meta
 
-__all__ = ["EXACT_BELOW", "build_index", "cached_index", "load_index", "make_index"]
+__all__ = ["EXACT_BELOW", "build_index", "cached_index", "default_ef_search", "load_index", "make_index"]
 
 #: Default size from which :func:`make_index` answers an HNSW index.
 EXACT_BELOW = 50_000
 
 
+def default_ef_search(n_items: int) -> int:
+    """The HNSW search beam for a catalog of ``n_items`` when none is given: wider as the graph grows.
+
+    Measured (benchmarks/latency/results/ann_recall.md: two-tower item vectors, real session queries,
+    M=16): recall@10 0.963 at 256 on 100k items and 0.969 at 1024 on 1M (0.914 at 512); the steps keep
+    recall@10 near 0.96 at a fraction of exact search's cost (0.25 vs 8.0 ms at 100k, 5.3 vs 32.5 ms at 1M).
+
+    >>> default_ef_search(100_000), default_ef_search(400_000), default_ef_search(1_000_000)
+    (256, 512, 1024)
+    """
+    if n_items <= 200_000:
+        return 256
+    if n_items <= 500_000:
+        return 512
+    return 1024
+
+
 def make_index(dim: int, n_items: int, metric: str = "ip", *, exact_below: int = EXACT_BELOW,
                **hnsw: Any) -> VectorIndex:
     """An empty index for about ``n_items`` vectors: :class:`ExactIndex` when ``n_items < exact_below``,
-    else :class:`~shopkeep.index.ann.HNSWIndex` with the ``hnsw`` keyword parameters."""
+    else :class:`~shopkeep.index.ann.HNSWIndex` with the ``hnsw`` keyword parameters (``ef_search``
+    defaults to :func:`default_ef_search` of ``n_items``)."""
     if n_items < exact_below:
         return ExactIndex(dim, metric=metric)
     from shopkeep.index.ann import HNSWIndex  # faiss only when it is needed
 
+    hnsw.setdefault("ef_search", default_ef_search(n_items))
     return HNSWIndex(dim, metric, **hnsw)
 
 
