@@ -201,7 +201,7 @@ async def run_load(base: str, items: list[str], args: argparse.Namespace, server
         for _ in range(50):  # warm-up
             await c.get("/v1/recommendations", params={"anonymous_id": "warm", "k": 10})
         before = cpu()
-        eps, n_events = await events_throughput(c, items, args.sessions, args.events_seconds)
+        eps, n_events = await events_throughput(c, items, args.sessions, args.events_seconds, args.events_in_flight)
         after = cpu()
     ev_cpu = ((after[0] - before[0]) / max(n_events, 1) * 1000, (after[1] - before[1]) / max(n_events, 1) * 1000)
     print(f"POST /v1/events: {eps:,.0f} events/s", file=sys.stderr, flush=True)
@@ -233,6 +233,7 @@ def main() -> int:
                    help="target GET /v1/recommendations per second (several: one open-loop run each, same server)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of open-loop recommendation load")
     p.add_argument("--events-seconds", type=float, default=8.0, help="seconds of event ingestion")
+    p.add_argument("--events-in-flight", type=int, default=4, help="event batches (of 100) posted concurrently")
     p.add_argument("--sessions", type=int, default=5000, help="distinct sessions")
     p.add_argument("--interleave", type=int, default=4, help="post one event every N recommendation requests")
     p.add_argument("--connections", type=int, default=64)
@@ -280,9 +281,9 @@ def main() -> int:
            f"{run['errors']} errors, {run['posted']} events posted, load average {run['load']:.1f}; CPU per "
            f"request: server {run['server_ms']:.2f} ms, load generator {run['client_ms']:.2f} ms")
           for run in result["runs"]),
-        ("POST /v1/events", f"{result['eps']:,.0f} events/s accepted (batches of 100, 4 in flight, "
-                            f"{result['n_events']:,} events); CPU per event: server {result['events_cpu'][0]:.3f} ms, "
-                            f"load generator {result['events_cpu'][1]:.3f} ms"),
+        ("POST /v1/events", f"{result['eps']:,.0f} events/s accepted (batches of 100, {args.events_in_flight} in "
+                            f"flight, {result['n_events']:,} events); CPU per event: server "
+                            f"{result['events_cpu'][0]:.3f} ms, load generator {result['events_cpu'][1]:.3f} ms"),
         ("event -> visible", f"median {statistics.median(vis):.1f} ms, p95 {_pct(vis, 0.95):.1f} ms (post + next GET)"),
     ]
     width = max(len(r[0]) for r in rows)
