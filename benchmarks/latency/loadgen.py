@@ -22,6 +22,10 @@ from urllib.parse import urlencode, urlsplit
 __all__ = ["RawClient", "RawResponse", "cpu_seconds", "process_tree"]
 
 
+class _Stale(ConnectionError):
+    """The connection closed before any byte of the answer: the server dropped an idle keep-alive."""
+
+
 class RawResponse:
     """Status code and body of one response."""
 
@@ -68,40 +72,59 @@ class RawClient:
         return await self.request("POST", path, jsonlib.dumps(json).encode())
 
     async def request(self, method: str, path: str, body: bytes | None) -> RawResponse:
-        """One request on a pooled connection (a fresh one when none is idle)."""
+        """One request on a pooled connection. A kept-alive connection the server closed while idle
+        (uvicorn: after 5 s) fails before any byte of the answer and is replaced, as httpx does; a failure
+        on a fresh connection, or after part of the answer, is raised (ConnectionError or TimeoutError)."""
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+            while self._idle:
+                try:
+                    return await self._send(self._idle.pop(), method, path, body)
+                except _Stale:
+                    continue
+            conn = await asyncio.open_connection(self.host, self.port)
             try:
-                status, data, keep = await asyncio.wait_for(self._exchange(conn, method, path, body), self.timeout)
-            except BaseException:
-                conn[1].close()
-                raise
-            if keep:
-                self._idle.append(conn)
-            else:
-                conn[1].close()
-            return RawResponse(status, data)
+                return await self._send(conn, method, path, body)
+            except _Stale as exc:
+                raise ConnectionError(str(exc)) from None
 
-    async def _exchange(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: str, path: str,
-                        body: bytes | None) -> tuple[int, bytes, bool]:
+    async def _send(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: str, path: str,
+                    body: bytes | None) -> RawResponse:
         reader, writer = conn
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        writer.write(head.encode() + b"\r\n" + (body or b""))
-        await writer.drain()
-        raw = await reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-        if "content-length" not in headers:
-            raise ValueError(f"response without Content-Length (transfer-encoding {headers.get('transfer-encoding')})")
-        data = await reader.readexactly(int(headers["content-length"]))
-        return status, data, headers.get("connection", "").lower() != "close"
+        try:
+            writer.write(head.encode() + b"\r\n" + (body or b""))
+            await writer.drain()
+            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.timeout)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            writer.close()
+            if isinstance(exc, OSError) or not exc.partial:
+                raise _Stale(type(exc).__name__) from None
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        except BaseException:
+            writer.close()
+            raise
+        try:
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            data = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), self.timeout)
+        except (OSError, asyncio.IncompleteReadError, KeyError, ValueError) as exc:
+            writer.close()
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle.append(conn)
+        return RawResponse(status, data)
 
 
 def process_tree(pid: int) -> list[int]:

@@ -38,9 +38,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-import orjson
+from loadgen import RawClient, cpu_seconds, process_tree  # benchmarks/latency/loadgen.py
 
 from shopkeep.catalog import CatalogRepository
 from shopkeep.cli.demo_service import free_port, wait_ready
@@ -81,131 +82,29 @@ def store_for(folder: Path, n_items: int, seed: int) -> str:
     return uri
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants (``/proc``; 0.0 where unreadable)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0.0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-class _Stale(ConnectionError):
-    """The connection closed before any byte of the answer: the server dropped an idle keep-alive."""
-
-
-class RawPool:
-    """Keep-alive HTTP/1.1 connections to one host for JSON POSTs (answers need a Content-Length)."""
-
-    def __init__(self, host: str, port: int, limit: int = 64) -> None:
-        self.host, self.port = host, port
-        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.slots = asyncio.Semaphore(limit)
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """Status and body of ``POST path`` (a dropped connection raises ConnectionError). A kept-alive
-        connection the server closed while idle (uvicorn: after 5 s) is replaced, as httpx does; a
-        failure on a fresh connection is reported."""
-        async with self.slots:
-            while self.free:
-                try:
-                    return await self._send(self.free.pop(), path, body)
-                except _Stale:
-                    continue
-            return await self._send(await asyncio.open_connection(self.host, self.port), path, body)
-
-    async def _send(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str,
-                    body: bytes) -> tuple[int, bytes]:
-        reader, writer = conn
-        try:
-            writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), len(body), body))
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            writer.close()
-            if isinstance(exc, OSError) or not exc.partial:
-                raise _Stale(type(exc).__name__) from None
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
-        try:
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split()[1])
-            fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
-            length = int(next(v for k, v in fields.items() if k.strip().lower() == b"content-length"))
-            data = await reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError) as exc:
-            writer.close()
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
-        self.free.append(conn)
-        return status, data
-
-    def close(self) -> None:
-        for _, writer in self.free:
-            writer.close()
-
-
-async def open_loop_raw(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], Counter[str]]:
-    """:func:`open_loop` with :class:`RawPool` as the client."""
-    lat: list[float] = []
-    took: list[float] = []
-    errors: Counter[str] = Counter()
-    host, port = base.removeprefix("http://").split(":")
-    pool = RawPool(host, int(port))
-    start = time.perf_counter()
-
-    async def one(at: float, n: int, text: str) -> None:
-        body = orjson.dumps({"query": text, "anonymous_id": f"a{n % 500}", "k": 10, "explain": True})
-        try:
-            status, data = await pool.post("/v1/search", body)
-        except ConnectionError as exc:
-            errors[str(exc).split(":")[0]] += 1
-            return
-        lat.append((time.perf_counter() - at) * 1000)
-        if status != 200:
-            errors[f"HTTP {status}"] += 1
-        else:
-            took.append(float(orjson.loads(data).get("explain", {}).get("took_ms", float("nan"))))
-
-    tasks = []
-    for n, text in enumerate(texts):
-        at = start + n / rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(at, n, text)))
-    await asyncio.gather(*tasks)
-    pool.close()
-    return lat, took, errors
-
-
-async def open_loop(base: str, texts: list[str], rate: float) -> tuple[list[float], list[float], Counter[str]]:
-    """Latencies from the scheduled time (ms), server-side search times (ms), errors by kind."""
+async def open_loop(base: str, texts: list[str], rate: float,
+                    client: str) -> tuple[list[float], list[float], Counter[str]]:
+    """Latencies from the scheduled time (ms), server-side search times (ms), errors by kind; ``client``:
+    ``raw`` (:class:`loadgen.RawClient`) or ``httpx``."""
     lat: list[float] = []
     took: list[float] = []
     errors: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+    http: Any = RawClient(base, max_connections=64) if client == "raw" else \
+        httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits)
+    async with http:
         start = time.perf_counter()
 
         async def one(at: float, n: int, text: str) -> None:
             try:
-                r = await client.post("/v1/search", json={"query": text, "anonymous_id": f"a{n % 500}", "k": 10,
-                                                          "explain": True})
-            except httpx.HTTPError as exc:
+                r = await http.post("/v1/search", json={"query": text, "anonymous_id": f"a{n % 500}", "k": 10,
+                                                        "explain": True})
+            except (httpx.HTTPError, ConnectionError, TimeoutError) as exc:
                 errors[type(exc).__name__] += 1
                 return
             lat.append((time.perf_counter() - at) * 1000)
@@ -251,10 +150,10 @@ def run_phase(base: str, pid: int, texts: list[str], rate: float, client: str, s
                                 "--nonblocking", "--output", str(spy_to)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
-    cpu_before, own_before, wall_before = process_cpu_s(pid), time.process_time(), time.perf_counter()
-    loop = open_loop_raw if client == "raw" else open_loop
-    lat, took, errors = asyncio.run(loop(base, texts, rate))
-    cpu_s, own_s = process_cpu_s(pid) - cpu_before, time.process_time() - own_before
+    pids = process_tree(pid)
+    cpu_before, own_before, wall_before = cpu_seconds(pids), time.process_time(), time.perf_counter()
+    lat, took, errors = asyncio.run(open_loop(base, texts, rate, client))
+    cpu_s, own_s = cpu_seconds(pids) - cpu_before, time.process_time() - own_before
     wall_s = time.perf_counter() - wall_before
     if spy is not None:
         spy.wait(timeout=120)
