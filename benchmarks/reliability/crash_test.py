@@ -110,6 +110,17 @@ def prepare(folder: Path, *, n_events: int, seed: int) -> tuple[Path, Path, list
     return db, folder / "artifacts", stream
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -> None:
+    """SIGTERM ``proc`` if it still runs, SIGKILL after ``timeout_s``; wait for it either way."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """One ``shopkeep serve`` process at a time on a fixed port; SIGKILL and restart on demand."""
 
@@ -140,13 +151,7 @@ class Server:
 
     def stop(self) -> None:
         """Terminate the last server."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 def stream(server: Server, batches: Sequence[list[dict[str, Any]]], kill_at: Mapping[int, float],

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crash_test import Server, _diff, _drop_prefixes, _log_of, _online_uri, _sessions_of, prepare, stream
+from crash_test import Server, _diff, _drop_prefixes, _log_of, _online_uri, _sessions_of, prepare, stream, terminate
 
 from shopkeep.cli.demo_service import wait_ready
 from shopkeep.config import Config
@@ -258,13 +258,7 @@ class WorkerProc:
 
     def stop(self) -> None:
         """Terminate the last worker and close the bus connection."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.bus.close()
 
 
