@@ -67,26 +67,34 @@ class Sample:
 
 
 def start(folder: Path, uri: str, artifacts: Path, online: str, key: str,
-          encoder: str) -> tuple[subprocess.Popen[bytes], str]:
-    """``shopkeep serve`` with one key (ingest+read) and the chosen search encoder."""
+          encoder: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """``shopkeep serve`` with one key (ingest+read), the chosen search encoder and ``workers`` workers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEP_")}
     env.update(PYTHONUNBUFFERED="1", SHOPKEEP_SERVING__API_KEYS=hash_entries(f"{key}:ingest+read+search"),
                SHOPKEEP_SEARCH_ENCODER=encoder)
     cmd = [sys.executable, "-m", "shopkeep.cli.main", "serve", "--store", uri, "--artifacts", str(artifacts),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--online", online]
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--online", online]
     proc = subprocess.Popen(cmd, env=env, stdout=(folder / "server.log").open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    wait_ready(base, 120.0, proc)
+    wait_ready(base, 300.0, proc)
     return proc, base
 
 
 def rss_mb(pid: int) -> float:
-    """Resident set size of a process in MiB (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident set size of a process and its descendants (uvicorn's workers) in MiB (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:  # a process that just ended
+            continue
+    return total if total else float("nan")
 
 
 class Load:
@@ -178,7 +186,8 @@ def report(samples: list[Sample], rss: list[tuple[float, float]], minutes: float
     return summary
 
 
-def run(minutes: float, threads: int, seed: int, online: str, encoder: str, console: Console) -> dict[str, Any]:
+def run(minutes: float, threads: int, seed: int, online: str, encoder: str, console: Console,
+        workers: int = 1) -> dict[str, Any]:
     """Prepare a store, start the server, load it for ``minutes``, stop it; the summary figures."""
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         folder = Path(tmp)
@@ -186,7 +195,7 @@ def run(minutes: float, threads: int, seed: int, online: str, encoder: str, cons
         items = sorted({str(e["item_id"]) for e in events if e.get("item_id")})
         anons = sorted({str(e["anonymous_id"]) for e in events if e.get("anonymous_id")})
         key = secrets.token_urlsafe(12)
-        proc, base = start(folder, f"sqlite:///{db}", artifacts, online, key, encoder)
+        proc, base = start(folder, f"sqlite:///{db}", artifacts, online, key, encoder, workers)
         load = Load(base, key, items, anons, {"ingest": 0.3, "recommend": 0.6, "search": 0.1}, seed)
         pool = [threading.Thread(target=load.worker, args=(n,), daemon=True) for n in range(threads)]
         rss: list[tuple[float, float]] = []
@@ -220,13 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--online", default="memory://")
     p.add_argument("--encoder", default="hashing", help="search encoder (hashing: no model download)")
+    p.add_argument("--workers", type=int, default=1, help="server workers (more than 1 needs --online redis://...)")
     p.add_argument("--record", action="store_true")
     args = p.parse_args(argv)
     console = Console(width=160)
-    summary = run(args.minutes, args.threads, args.seed, args.online, args.encoder, console)
+    summary = run(args.minutes, args.threads, args.seed, args.online, args.encoder, console, args.workers)
     if args.record:
         with RESULTS.open("a") as fh:
-            fh.write(f"\n## soak.py --minutes {args.minutes} --threads {args.threads} --online {args.online} "
+            fh.write(f"\n## soak.py --minutes {args.minutes} --threads {args.threads} --workers {args.workers} "
+                     f"--online {args.online} "
                      f"({platform.machine()}, {os.cpu_count()} cpu shared with other jobs)\n\n")
             fh.write("| " + " | ".join(summary) + " |\n|" + "---|" * len(summary) + "\n")
             fh.write("| " + " | ".join(str(v) for v in summary.values()) + " |\n")
