@@ -148,7 +148,11 @@ def test_short_history_source_scope_and_contract() -> None:
     assert [src.context_weight(c) for c in contexts] == [1.0, 1.0, 0.0, 0.0]
     lists = src.retrieve(contexts, masks, 10)
     assert len(lists[0]) == 10 and len(lists[1]) == 10 and lists[2] == [] and lists[3] == []
-    assert lists[0] == inner.retrieve(contexts[:1], masks[:1], 10)[0]
+    # the same candidates as the inner source alone; scores equal up to float32 rounding (a batch of two
+    # queries goes through BLAS gemm, one query through gemv: the last bits may differ)
+    alone = inner.retrieve(contexts[:1], masks[:1], 10)[0]
+    assert [(c.item_id, c.rank, c.source) for c in lists[0]] == [(c.item_id, c.rank, c.source) for c in alone]
+    assert [c.score for c in lists[0]] == pytest.approx([c.score for c in alone], rel=1e-5)
     arrays = src.retrieve_arrays(contexts, masks, 10)
     assert [snap.item_ids[i] for i in arrays[1][0]] == [c.item_id for c in lists[1]]
     with pytest.raises(ValidationError):
