@@ -16,29 +16,22 @@ from shopkeep.models.registry import available_models, create_model, load_model,
 
 N_ITEMS = 30
 # Small settings so iterative models finish in seconds; keys must exist in the model's constructor.
+_FAST_SASREC: dict[str, object] = {
+    "d": 16,
+    "n_layers": 1,
+    "n_heads": 1,
+    "max_len": 10,
+    "max_epochs": 2,
+    "epochs_without_validation": 2,
+    "batch_size": 32,
+    "num_threads": 1,
+}
+
 FAST_PARAMS: dict[str, dict[str, object]] = {
     "als": {"factors": 8, "iterations": 3, "threads": 1},
     "segment_pop": {"n_segments": 4, "n_components": 4},
-    "sasrec": {
-        "d": 16,
-        "n_layers": 1,
-        "n_heads": 1,
-        "max_len": 10,
-        "max_epochs": 2,
-        "epochs_without_validation": 2,
-        "batch_size": 32,
-        "num_threads": 1,
-    },
-    "sasrec_session": {
-        "d": 16,
-        "n_layers": 1,
-        "n_heads": 1,
-        "max_len": 10,
-        "max_epochs": 2,
-        "epochs_without_validation": 2,
-        "batch_size": 32,
-        "num_threads": 1,
-    },
+    "sasrec": dict(_FAST_SASREC),
+    "sasrec_session": dict(_FAST_SASREC),
     "two_tower": {
         "d": 16,
         "max_len": 10,
@@ -51,32 +44,9 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
         "cache_dir": None,
     },
     "content_knn": {"text_encoder": "hashing", "cache_dir": None},
-    "sasrec_knn": {
-        "sasrec": {
-            "d": 16,
-            "n_layers": 1,
-            "n_heads": 1,
-            "max_len": 10,
-            "max_epochs": 2,
-            "epochs_without_validation": 2,
-            "batch_size": 32,
-            "num_threads": 1,
-        }
-    },
+    "sasrec_knn": {"sasrec": dict(_FAST_SASREC)},
     "sasrec_session_knn": {
-        "sasrec": {
-            "d": 16,
-            "n_layers": 1,
-            "n_heads": 1,
-            "max_len": 10,
-            "max_epochs": 2,
-            "epochs_without_validation": 2,
-            "batch_size": 32,
-            "num_threads": 1,
-            "loss": "sampled",
-            "n_negatives": 8,
-            "negative_sampling": "frequency",
-        }
+        "sasrec": {**_FAST_SASREC, "loss": "sampled", "n_negatives": 8, "negative_sampling": "frequency"}
     },
 }
 
