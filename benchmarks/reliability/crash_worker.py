@@ -281,14 +281,7 @@ def clean_run(
     uri = f"sqlite:///{db}"
     aggregates = RedisAggregates(redis_url, prefix=prefix)
     bus = open_bus(f"memory://clean-{prefix}")
-    engine = Engine(
-        open_store(uri),
-        open_online_state(_online_uri(redis_url, prefix)),
-        Config(),
-        artifacts=load_artifacts(artifacts),
-        log_slates=False,
-        aggregates=aggregates,
-    )
+    engine = _engine(uri, redis_url, prefix, artifacts, aggregates)
     attach_publisher(engine, bus)
     try:
         for batch in batches:
@@ -335,15 +328,20 @@ def _trend_compare(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[int,
     return beyond, worst
 
 
-def _slates(uri: str, redis_url: str, prefix: str, artifacts: Path, anons: Sequence[str]) -> list[tuple[str, ...]]:
-    engine = Engine(
+def _engine(uri: str, redis_url: str, prefix: str, artifacts: Path, aggregates: RedisAggregates) -> Engine:
+    """An in-process Engine over the store ``uri`` and the Redis online state/aggregates under ``prefix``."""
+    return Engine(
         open_store(uri),
         open_online_state(_online_uri(redis_url, prefix)),
         Config(),
         artifacts=load_artifacts(artifacts),
         log_slates=False,
-        aggregates=RedisAggregates(redis_url, prefix=prefix),
+        aggregates=aggregates,
     )
+
+
+def _slates(uri: str, redis_url: str, prefix: str, artifacts: Path, anons: Sequence[str]) -> list[tuple[str, ...]]:
+    engine = _engine(uri, redis_url, prefix, artifacts, RedisAggregates(redis_url, prefix=prefix))
     try:
         return [
             tuple(it.item_id for it in engine.recommend(ContextRequest(surface="home", anonymous_id=a, k=10)).items)
