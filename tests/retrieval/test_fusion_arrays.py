@@ -121,3 +121,26 @@ def test_popular_best_items_prefix_equals_a_full_top_k(world: World, make_contex
         for (idx, val), mask in zip(got, masks, strict=True):
             want_idx, want_val = top_k(source.scores(), mask, k)
             assert np.array_equal(idx, want_idx) and np.array_equal(val, want_val)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ties", "sparse", "nan"])
+def test_top_k_on_long_arrays_equals_a_full_sort(kind: str) -> None:
+    """Above the prefilter size, top_k (threshold read off a sample) equals sorting every eligible score:
+    same indices, same order (ties to the lower index), with NaN/-inf never chosen."""
+    rng = np.random.default_rng(len(kind))
+    for trial in range(40):
+        n, k = int(rng.integers(8192, 60_000)), int(rng.integers(1, 600))
+        if kind == "uniform":
+            scores = rng.random(n)
+        elif kind == "ties":
+            scores = rng.integers(0, 4, n).astype(np.float64)
+        elif kind == "sparse":
+            scores = np.where(rng.random(n) < 0.995, -np.inf, rng.random(n))
+        else:
+            scores = np.where(rng.random(n) < 0.2, np.nan, np.round(rng.standard_normal(n), 1))
+        mask = rng.random(n) < rng.uniform(0.01, 1.0)
+        ok = np.flatnonzero(mask & np.isfinite(scores))
+        want = ok[np.lexsort((ok, -scores[ok]))][:k]
+        idx, val = top_k(scores, mask, k)
+        assert idx.tolist() == want.tolist(), (trial, n, k)
+        assert val.tolist() == scores[want].tolist()

@@ -477,6 +477,7 @@ class AffinityMatrix:
         self.csr = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), cols, indptr),
                                  shape=(self.n, max(len(vocab), 1)))
         self._csc: Any = None
+        self._lens: _I64 | None = None
 
     @classmethod
     def build(cls, keys_per_item: Sequence[Sequence[str]], vocab: dict[str, int] | None = None) -> AffinityMatrix:
@@ -532,7 +533,9 @@ class AffinityMatrix:
                 w[c] += v
         # gather the rows' entries by hand: scipy's row slicing built a new matrix per call (~3x slower)
         at_rows = np.asarray(rows, dtype=np.int64)
-        starts, lens = self.csr.indptr[at_rows], np.diff(self.csr.indptr)[at_rows]
+        if self._lens is None:  # keys per item, once (a pass over every item per call cost ~0.1 ms at 100k)
+            self._lens = np.diff(self.csr.indptr).astype(np.int64)
+        starts, lens = self.csr.indptr[at_rows], self._lens[at_rows]
         total = int(lens.sum())
         first = np.cumsum(lens) - lens  # where each row's entries start in the gathered array
         at = np.repeat(starts - first, lens) + np.arange(total)
@@ -546,6 +549,14 @@ class AffinityMatrix:
             self._csc = self.csr.tocsc()
             self._csc.sort_indices()
         return self._csc
+
+    def key_count(self, key: str) -> int:
+        """How many items hold ``key`` (0 for an unknown key)."""
+        c = self.vocab.get(key)
+        if c is None:
+            return 0
+        ptr = self.columns().indptr
+        return int(ptr[c + 1] - ptr[c])
 
     def key_rows(self, key: str) -> _I64:
         """Ascending indices of the items holding ``key`` (empty for an unknown key)."""

@@ -392,6 +392,9 @@ class AffinitySource:
         scaled = self.prior if self.prior is not None else np.zeros(self.snapshot.n)
         # the prior scaled to [0, 1] once, not per request
         self._scaled_prior = scaled / scaled.max() if scaled.size and scaled.max() > 0 else scaled
+        terms = self.prior_weight * self._scaled_prior
+        #: The least and largest prior term of any item (bounds that let retrieval skip hopeless rows).
+        self._prior_terms = (float(terms.min()), float(terms.max())) if terms.size else (0.0, 0.0)
         self._masks: dict[str, Mask] = {}
         self._top_cache: dict[int, tuple[Context, tuple[tuple[str, float], ...]]] = {}
 
@@ -419,7 +422,7 @@ class AffinitySource:
     def key_share(self, key: str) -> float:
         """Share of the catalog matching ``key``."""
         n = self.snapshot.n
-        return len(self.snapshot.affinity_matrix().key_rows(key)) / n if n else 0.0
+        return self.snapshot.affinity_matrix().key_count(key) / n if n else 0.0
 
     def top_keys(self, context: Context) -> list[tuple[str, float]]:
         """The strongest usable affinity keys of ``context``: weight desc; equal weights (one event adds
@@ -496,16 +499,48 @@ class AffinitySource:
             if not keys:
                 out.append(no_hit())
                 continue
-            # scored only over the eligible items matching some key (the same values as over all items)
-            hit = self.key_mask(keys[0][0]).copy()
-            for key, _ in keys[1:]:
-                hit |= self.key_mask(key)
-            rows = np.flatnonzero(hit & mask)
-            match = np.zeros(len(rows))
-            for j, (key, w) in enumerate(keys):
-                match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)[rows]
+            rows, match = self._match(keys, mask, k)
             scores = np.where(match > 0, match + self.prior_weight * prior[rows], -np.inf)
             top, val = top_k(scores, np.ones(len(rows), dtype=np.bool_), k)
             out.append((rows[top], val))
         return out
 
+    def _match(self, keys: Sequence[tuple[str, float]], mask: Mask, k: int) -> tuple[IntArray, FloatArray]:
+        """(rows, match) of the eligible items holding some key among ``keys`` that can be among the
+        ``k`` best (scored term by term, key order, exactly as every item would be).
+
+        With ``c_j`` key j's term and the prior terms within ``[lo, hi]``, key j *dominates* when
+        ``c_j - sum(c_i for i > j) > hi - lo``: then among items that agree on keys ``< j`` every item
+        holding key j outscores every item lacking it. Walking the keys while they dominate, the items
+        holding the next key are kept as the only contenders when at least the still-needed number of
+        them are eligible, else all of them are taken and the rest is sought among the items lacking it;
+        the walk only narrows boolean masks (no per-item arithmetic over the catalog), and items it
+        leaves out are strictly below the ``k``-th best, so the result is exact."""
+        hit = self.key_mask(keys[0][0]) & mask
+        for key, _ in keys[1:]:
+            hit |= self.key_mask(key)
+        hit &= mask
+        terms = [(w / keys[0][1]) * self.key_discount**j for j, (_, w) in enumerate(keys)]
+        lo, hi = self._prior_terms
+        taken = np.zeros_like(hit)
+        need = k
+        for j, (key, _) in enumerate(keys):
+            if not terms[j] - sum(terms[j + 1:]) > (hi - lo) + 1e-9:
+                break
+            holding = hit & self.key_mask(key)
+            found = int(np.count_nonzero(holding))
+            if found >= need:
+                hit = holding
+                continue
+            taken |= holding
+            need -= found
+            hit &= ~self.key_mask(key)
+        return self._match_dense(keys, taken | hit)
+
+    def _match_dense(self, keys: Sequence[tuple[str, float]], candidates: Mask) -> tuple[IntArray, FloatArray]:
+        """(rows, match) of the ``candidates`` (each holding some key among ``keys``), term by term."""
+        rows = np.flatnonzero(candidates)
+        match = np.zeros(len(rows))
+        for j, (key, w) in enumerate(keys):
+            match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)[rows]
+        return rows, match
