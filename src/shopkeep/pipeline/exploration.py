@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,10 @@ class SlateExplorer:
             self._newest = (id(snapshot), order, -snapshot.created_ms[order])  # ascending negated times
         _, order, neg_created = self._newest
         # now - created < window  <=>  -created < window - now
-        cut = int(np.searchsorted(neg_created, self.config.new_item_days * _DAY_MS - now_ms, side="left"))
+        # for integer times x < y <=> x < ceil(y): searching an int keeps numpy from converting the whole
+        # array to float for a fractional ``new_item_days`` (a catalog-sized pass per request)
+        bound = math.ceil(self.config.new_item_days * _DAY_MS - now_ms)
+        cut = int(np.searchsorted(neg_created, bound, side="left"))
         return order[:cut]
 
     def _new_items(self, ctx: Context, snapshot: CatalogSnapshot, mask: npt.NDArray[np.bool_],
@@ -86,13 +90,22 @@ class SlateExplorer:
         fresh = fresh[mask[fresh]]
         if not fresh.size or cfg.max_new_items <= 0:
             return []
-        ids = snapshot.item_ids
-        fresh_ids = {ids[i] for i in fresh.tolist()}
+        ids, want = snapshot.item_ids, cfg.max_new_items
+        is_fresh = np.zeros(snapshot.n, dtype=np.bool_)
+        is_fresh[fresh] = True
         order = getattr(ranked, "indices", None)  # RankedArrays: no per-item objects
-        in_ranked = ([ids[i] for i in order.tolist()] if order is not None else [s.item_id for s in ranked])
-        found = [i for i in in_ranked if i in fresh_ids and i not in taken]
-        rest = [ids[i] for i in fresh.tolist() if ids[i] not in taken]
-        return list(dict.fromkeys(found + rest))[: cfg.max_new_items]
+        if order is None:
+            order = snapshot.indices([s.item_id for s in ranked])
+        order = np.asarray(order, dtype=np.int64)
+        # the fresh ranked items in ranked order, then the other fresh ones newest first, until ``want``
+        out: dict[str, None] = {}
+        for part in (order[(order >= 0) & is_fresh[np.maximum(order, 0)]], fresh):
+            for i in part.tolist():
+                if len(out) >= want:
+                    return list(out)
+                if ids[i] not in taken:
+                    out[ids[i]] = None
+        return list(out)
 
     def _reserve(self, ranked: Sequence[ScoredItem], snapshot: CatalogSnapshot, mask: npt.NDArray[np.bool_],
                  taken: set[str]) -> list[ScoredItem]:

@@ -251,12 +251,19 @@ def _result(context: Context, snapshot: CatalogSnapshot, policy: PolicySet, pick
             pins: list[tuple[PinRule, int]]) -> PolicyResult:
     map_id, _ = map_mode(policy)
     trace = pool.trace
-    pos_of = {p: i for i, p in enumerate(pool.idx)}
+    # where each picked item sits in the pool (pool items are unique); only the few picks are looked up
+    at = np.asarray(pool.idx, dtype=np.int64)
+    pos_of = {}
+    for _, i, _ in picks:
+        found = np.flatnonzero(at == i)
+        if found.size:
+            pos_of[i] = int(found[0])
     items = []
     boost_counts = {rule.id: 0 for rule, _ in boosted}
     for position, i, why in picks:
         item_id = snapshot.item_ids[i]
-        reasons = [f"source:{s}" for s in sorted(pool.sources[pos_of[i]])] if i in pos_of else []
+        sources = pool.sources[pos_of[i]] if i in pos_of else {}
+        reasons = [f"source:{s}" for s in sorted(sources)]
         reasons += [why] if why else []
         for rule, hit in boosted:
             if i in pos_of and hit[pos_of[i]]:
@@ -269,7 +276,6 @@ def _result(context: Context, snapshot: CatalogSnapshot, policy: PolicySet, pick
             reasons.append(f"map:{map_id}")
             trace.append(RuleFiring(map_id, "map", item_id, f"display price raised {price} -> {floor} (MAP)"))
         sc = float(score[pos_of[i]]) if i in pos_of else 0.0
-        sources = pool.sources[pos_of[i]] if i in pos_of else {}
         items.append(PolicyItem(item_id, sc, position, sources, tuple(reasons), display))
     return PolicyResult(tuple(items), tuple(trace), policy.version, context.personalize,
                         _increments(policy, context.now_ms, boosted, boost_counts))

@@ -153,6 +153,7 @@ class SlateBuilder:
         self.rel = (s - s.min()) / span if span > 0 else np.ones(len(s))
         self.maxsim = np.zeros(len(cand))
         self.leaf = _level_codes(snap, -1)[cand]
+        self.group_c, self.brand_c = snap.group[cand], snap.brand[cand]
         self.held: set[tuple[str, int]] = set()
 
     def _placed(self, p: int, i: int, j: int | None) -> None:
@@ -161,7 +162,7 @@ class SlateBuilder:
         if j is not None:
             self.alive[j] = False
         for cap, codes, blocked, counts in self.caps:
-            code = int(_codes(snap, cap, one)[0])
+            code = int(codes[j]) if j is not None else int(_codes(snap, cap, one)[0])
             if p < cap.top_k and code >= 0:
                 counts[code] = counts.get(code, 0) + 1
                 if counts[code] >= cap.max_per:
@@ -171,8 +172,7 @@ class SlateBuilder:
                 count[0] += 1
         if self.novelty is not None and len(self.cand):
             leaf = int(_level_codes(snap, -1)[i])
-            sim = _sim(snap.group[self.cand], snap.brand[self.cand], self.leaf, int(snap.group[i]),
-                       int(snap.brand[i]), leaf)
+            sim = _sim(self.group_c, self.brand_c, self.leaf, int(snap.group[i]), int(snap.brand[i]), leaf)
             np.maximum(self.maxsim, sim, out=self.maxsim)
 
     def _forced(self, p: int, slots: dict[int, tuple[str, int]], n_total: int) -> tuple[NewItemFloorRule, _B] | None:
@@ -204,9 +204,9 @@ class SlateBuilder:
         if self.novelty is not None and mmr:
             lam = self.novelty.lam
             value = lam * self.rel - (1.0 - lam) * self.maxsim
+            j = int(np.argmax(np.where(choice, value, -np.inf)))
         else:
-            value = -np.arange(len(alive), dtype=np.float64)
-        j = int(np.argmax(np.where(choice, value, -np.inf)))
+            j = int(np.argmax(choice))  # the first candidate in fused order that may go here
         first = int(np.argmax(alive))
         item_id = self.snapshot.item_ids[int(self.cand[j])]
         if relaxed:
