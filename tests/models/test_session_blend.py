@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shopkeep.errors import ValidationError
+from shopkeep.errors import NotFittedError, ValidationError
 from shopkeep.evaluation.datasets import Dataset
 from shopkeep.evaluation.protocols import make_split
 from shopkeep.evaluation.runner import make_validate_fn, run_evaluation
@@ -91,6 +92,7 @@ def test_registered_as_the_sessions_default_with_a_sampled_frequency_transformer
     assert json.loads(json.dumps(config)) == config
     assert config["sasrec"]["loss"] == "sampled" and config["sasrec"]["negative_sampling"] == "frequency"
     assert 0.0 in config["weights"]  # w = 0 is session_knn alone: never validates below it
+    assert config["refit_epochs"] == 2  # the refit fine-tunes the transformer on train + validation
     assert best_model("sessions") == "sasrec_session_knn"
     assert best_model("seqrec") == "sasrec_knn"
 
@@ -148,10 +150,83 @@ def test_blend_seed_reaches_the_transformer(split: object) -> None:
 
 
 def test_runner_refits_session_knn_and_keeps_the_transformer() -> None:
-    result, tested = run_evaluation(_blend(weights=(0.0, 0.6)), _dataset(), "sessions", ks=(5, 20))
+    result, tested = run_evaluation(_blend(weights=(0.0, 0.6), refit_epochs=0), _dataset(), "sessions", ks=(5, 20))
     assert isinstance(tested, SASRecSessionKNNBlend) and result.refit_on_validation
     assert result.model == "sasrec_session_knn" and 0.0 <= result.metrics["mrr@20"] <= 1.0
     assert result.validation["mrr@20"] == pytest.approx(tested.search_[str(tested.weight_)])
+    assert tested.sasrec_ is not None and not any("fine_tune" in r for r in tested.sasrec_.history_)
+
+
+def _with_refit_epochs(model: SASRecSessionKNNBlend, epochs: int) -> SASRecSessionKNNBlend:
+    out = copy.copy(model)
+    out.refit_epochs = epochs
+    return out
+
+
+def test_refit_fine_tunes_a_copy_of_the_transformer_deterministically(
+    fitted: SASRecSessionKNNBlend, split: object
+) -> None:
+    train: Interactions = split.refit_train  # type: ignore[attr-defined]
+    assert fitted.sasrec_ is not None
+    before = fitted.sasrec_.score(HISTORIES)
+    kept = _with_refit_epochs(fitted, 0).refit(train)
+    assert kept.sasrec_ is fitted.sasrec_ and kept.refit_epochs == 0
+    a = _with_refit_epochs(fitted, 2).refit(train)
+    b = _with_refit_epochs(fitted, 2).refit(train)
+    assert a.sasrec_ is not None and b.sasrec_ is not None and a.get_config()["refit_epochs"] == 2
+    np.testing.assert_array_equal(fitted.sasrec_.score(HISTORIES), before)  # the fitted transformer is untouched
+    np.testing.assert_array_equal(a.sasrec_.score(HISTORIES), b.sasrec_.score(HISTORIES))
+    assert not np.allclose(a.sasrec_.score(HISTORIES), before, atol=1e-3)
+    assert [r["fine_tune"] for r in a.sasrec_.history_ if "fine_tune" in r] == [1.0, 1.0]
+    assert a.weight_ == fitted.weight_ and a.search_ == fitted.search_
+    other = copy.deepcopy(fitted)
+    assert other.sasrec_ is not None
+    other.sasrec_.seed = fitted.sasrec_.seed + 1  # same weights, other fine-tune draws
+    c = _with_refit_epochs(other, 2).refit(train)
+    assert c.sasrec_ is not None and not np.array_equal(c.sasrec_.score(HISTORIES), a.sasrec_.score(HISTORIES))
+
+
+def test_refit_fine_tuned_blend_saves_and_loads_without_pickle(
+    fitted: SASRecSessionKNNBlend, split: object, tmp_path: Path
+) -> None:
+    refit = _with_refit_epochs(fitted, 1).refit(split.refit_train)  # type: ignore[attr-defined]
+    refit.save(tmp_path / "m")
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, SASRecSessionKNNBlend) and loaded.refit_epochs == 1
+    np.testing.assert_array_equal(loaded.score(HISTORIES), refit.score(HISTORIES))
+
+
+def test_fine_tune_continues_the_decayed_learning_rate_schedule(split: object) -> None:
+    fit_train: Interactions = split.fit_train  # type: ignore[attr-defined]
+    refit_train: Interactions = split.refit_train  # type: ignore[attr-defined]
+
+    def change(decay: float) -> float:
+        model = SASRecSession(**{**TINY, "epochs_without_validation": 2, "lr_decay": decay}).fit(fit_train)
+        before = model.score(HISTORIES)
+        return float(np.abs(model.fine_tune(refit_train, 1).score(HISTORIES) - before).max())
+
+    # After 2 epochs the fine-tune epoch runs at lr * decay**2: 1e-8 * lr barely moves a weight, lr does.
+    assert change(1e-4) < 1e-4 < 1e-2 < change(1.0)
+
+
+def test_runner_refit_fine_tunes_the_transformer() -> None:
+    _, tested = run_evaluation(_blend(weights=(0.0, 0.6), refit_epochs=1), _dataset(), "sessions", ks=(20,))
+    assert isinstance(tested, SASRecSessionKNNBlend) and tested.sasrec_ is not None
+    assert [r for r in tested.sasrec_.history_ if "fine_tune" in r]
+
+
+def test_bad_refit_parameters_name_the_field(split: object) -> None:
+    train: Interactions = split.fit_train  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="refit_epochs"):
+        _blend(refit_epochs=-1).fit(train)
+    model = SASRecSession(**TINY).fit(train)
+    with pytest.raises(ValidationError, match=r"train\.n_items"):
+        model.fine_tune(Interactions(train.sequences, N_ITEMS + 5), 1)
+    with pytest.raises(ValidationError, match="epochs"):
+        model.fine_tune(train, -1)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        SASRecSession(**TINY).fine_tune(train, 1)
 
 
 def test_frequency_sampler_draws_in_proportion_and_log_q_is_normalized() -> None:

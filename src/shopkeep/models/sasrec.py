@@ -53,6 +53,8 @@ from shopkeep.models.base import (
 __all__ = ["NegativeSampler", "SASRec", "SASRecSession"]
 
 FORMAT_VERSION = 1
+#: Offset of the random streams of :meth:`SASRec.fine_tune` from those of ``fit`` (same seed, other draws).
+_FINE_TUNE_STREAM = 7919
 _WEIGHTS = "model.safetensors"
 _META = "model.json"
 
@@ -318,6 +320,48 @@ class SASRec:
             if final or stop.waited >= self.patience:
                 break
         stop.restore(self.net_)
+
+    def fine_tune(self, train: Interactions, epochs: int) -> Self:
+        """Continue training the fitted network on ``train`` for ``epochs`` epochs, without validation.
+
+        The learning-rate schedule goes on where training stopped: after ``n`` trained epochs, fine-tune
+        epoch ``k`` (from 0) uses ``lr * lr_decay ** (n + k)``, with a fresh AdamW. Deterministic per
+        ``seed`` (its own numpy and torch streams, independent of what happened before). The negative
+        sampler's frequencies come from ``train``. Used to bring a transformer up to date on data it
+        could not see while it was being validated (e.g. train + validation before the test phase).
+        """
+        check_fitted(self, "net_")
+        assert self.net_ is not None
+        if int(epochs) < 0:
+            raise ValidationError("epochs", epochs, "must be >= 0")
+        if train.n_items != self.n_items_:
+            raise ValidationError("train.n_items", train.n_items, f"the model was fitted on {self.n_items_} items")
+        if int(epochs) == 0:
+            return self
+        inputs, targets = self._training_rows(train)
+        counts = np.bincount(targets[targets > 0] - 1, minlength=train.n_items)
+        power = self.sampling_power if self.negative_sampling == "frequency" else 0.0
+        self._sampler = NegativeSampler(counts, power)
+        torch.set_num_threads(self.num_threads)
+        torch.manual_seed(self.seed + _FINE_TUNE_STREAM)
+        rng = np.random.default_rng([self.seed, _FINE_TUNE_STREAM])
+        done = math.ceil(self.history_[-1]["epoch"]) if self.history_ else 0
+        optim = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        lengths = (inputs > 0).sum(axis=1)
+        try:
+            for k in range(int(epochs)):
+                for group in optim.param_groups:
+                    group["lr"] = self.lr * float(self.lr_decay) ** (done + k)
+                self.net_.train()
+                total, batches = 0.0, self._epoch_batches(lengths, rng)
+                for idx in batches:
+                    width = max(1, int(lengths[idx].max()))
+                    total += self._step(inputs[idx, -width:], targets[idx, -width:], optim, rng)
+                self.history_.append({"epoch": done + k + 1.0, "loss": total / len(batches), "fine_tune": 1.0})
+        finally:
+            self._sampler = None
+            self.net_.eval()
+        return self
 
     def _validate(self, record: dict[str, float], stop: BestWeights, validate: ValidateFn | None) -> None:
         """Score the current weights with ``validate`` (if any) into ``record`` and ``stop``."""
