@@ -37,6 +37,14 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "diginetica-cik
 WEIGHTS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
+
+def _emit(record: dict[str, Any], out: Path) -> None:
+    """Print one run's JSON line and append it to ``out``."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    with out.open("a") as fh:
+        fh.write(line + "\n")
+
 def _params(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -97,10 +105,7 @@ def _pipeline(args: argparse.Namespace, params: dict[str, Any], split: Split, t0
         "session_knn": table["0.0"],
         "blend": table,
     }
-    line = json.dumps(record)
-    print(line, flush=True)
-    with args.out.open("a") as fh:
-        fh.write(line + "\n")
+    _emit(record, args.out)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -142,10 +147,7 @@ def _fusion(args: argparse.Namespace, split: Split, t0: tuple[float, float, floa
         "load1": [round(t0[0], 2), round(os.getloadavg()[0], 2)],
         "fusion": table,
     }
-    line = json.dumps(record)
-    print(line, flush=True)
-    with args.out.open("a") as fh:
-        fh.write(line + "\n")
+    _emit(record, args.out)
 
 
 def main() -> None:
@@ -224,10 +226,7 @@ def main() -> None:
         "blend": blend,
         **stages,
     }
-    line = json.dumps(record)
-    print(line, flush=True)
-    with args.out.open("a") as fh:
-        fh.write(line + "\n")
+    _emit(record, args.out)
 
 if __name__ == "__main__":
     main()
