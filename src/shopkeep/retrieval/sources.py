@@ -516,7 +516,7 @@ class AffinitySource:
         them are eligible, else all of them are taken and the rest is sought among the items lacking it;
         the walk only narrows boolean masks (no per-item arithmetic over the catalog), and items it
         leaves out are strictly below the ``k``-th best, so the result is exact."""
-        hit = self.key_mask(keys[0][0]) & mask
+        hit = self.key_mask(keys[0][0]).copy()
         for key, _ in keys[1:]:
             hit |= self.key_mask(key)
         hit &= mask
