@@ -535,12 +535,13 @@ class AffinitySource:
             taken |= holding
             need -= found
             hit &= ~self.key_mask(key)
-        return self._match_dense(keys, taken | hit)
+        return self._score_rows(keys, terms, taken | hit)
 
-    def _match_dense(self, keys: Sequence[tuple[str, float]], candidates: Mask) -> tuple[IntArray, FloatArray]:
-        """(rows, match) of the ``candidates`` (each holding some key among ``keys``), term by term."""
+    def _score_rows(self, keys: Sequence[tuple[str, float]], terms: Sequence[float],
+                    candidates: Mask) -> tuple[IntArray, FloatArray]:
+        """(rows, match) of the ``candidates``: each key's term (``terms[j]``) added in key order."""
         rows = np.flatnonzero(candidates)
         match = np.zeros(len(rows))
-        for j, (key, w) in enumerate(keys):
-            match += (w / keys[0][1]) * self.key_discount**j * self.key_mask(key)[rows]
+        for (key, _), term in zip(keys, terms, strict=True):
+            match += term * self.key_mask(key)[rows]
         return rows, match
