@@ -406,6 +406,11 @@ function showDisclosures() {
 // -- router ---------------------------------------------------------------------------------------
 let rendering = 0;
 
+/** Whether a location hash names a page ("", "#/…") rather than an element on the current page. */
+function isRoute(hash) {
+  return hash === "" || hash.startsWith("#/");
+}
+
 async function render() {
   const ticket = ++rendering;
   const [path, query] = (location.hash.slice(1) || "/").split("?");
@@ -447,7 +452,9 @@ async function init() {
   for (const p of personaList) picker.append(h("option", {value: p.id}, `${p.name} — ${p.description}`));
   save();
   await loadSettings();
-  window.addEventListener("hashchange", render);
+  // routes are "#/…"; any other fragment (the "Skip to content" link's #main) is an in-page anchor, not a
+  // new page: re-rendering would fetch a fresh slate and replace what the shopper is reading
+  window.addEventListener("hashchange", () => { if (isRoute(location.hash)) render(); });
   await render();
 }
 
