@@ -71,7 +71,8 @@ def _dataset() -> Dataset:
 
 
 def _blend(**kwargs: object) -> SASRecSessionKNNBlend:
-    return SASRecSessionKNNBlend(sasrec=dict(TINY), **kwargs)  # type: ignore[arg-type]
+    """The blend with a tiny transformer and, unless asked for, no stacker (tests/models/test_stacking.py)."""
+    return SASRecSessionKNNBlend(sasrec=dict(TINY), **{"stacker": None, **kwargs})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,7 @@ def test_registered_as_the_sessions_default_with_a_sampled_frequency_transformer
     assert config["sasrec"]["loss"] == "sampled" and config["sasrec"]["negative_sampling"] == "frequency"
     assert 0.0 in config["weights"]  # w = 0 is session_knn alone: never validates below it
     assert config["refit_epochs"] == 2  # the refit fine-tunes the transformer on train + validation
+    assert config["stacker"]["n_candidates"] == 100  # a learned re-ranker over the blend's top 100
     assert best_model("sessions") == "sasrec_session_knn"
     assert best_model("seqrec") == "sasrec_knn"
 

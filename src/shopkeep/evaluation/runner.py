@@ -187,15 +187,35 @@ def _metrics(
     return out, metrics_by_length(ranks, lengths, ks, sessions=sessions)
 
 
-def make_validate_fn(cases: Cases, protocol: ProtocolName) -> ValidateFn:
-    """The callback handed to ``model.fit``: NDCG@10 (seqrec) or MRR@20 (sessions) on ``cases``."""
-    metric, k = VALIDATION_METRIC[protocol]
+@dataclass(frozen=True)
+class Validation:
+    """The callback handed to ``model.fit``: NDCG@10 (seqrec) or MRR@20 (sessions) on ``cases``.
 
-    def validate(model: SequentialRecommender) -> float:
-        ranks, _ = rank_cases(model, cases, phase="validate")
+    It also shows the cases' ``histories`` and ``targets`` (:class:`~shopkeep.models.base.LabeledValidate`)
+    for models that learn from the validation split itself."""
+
+    cases: Cases
+    protocol: ProtocolName
+
+    @property
+    def histories(self) -> tuple[np.ndarray, ...]:
+        """Each validation case's input history."""
+        return self.cases.histories
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Each validation case's next item."""
+        return self.cases.targets
+
+    def __call__(self, model: SequentialRecommender) -> float:
+        metric, k = VALIDATION_METRIC[self.protocol]
+        ranks, _ = rank_cases(model, self.cases, phase="validate")
         return metric_table(ranks, [k])[f"{metric}@{k}"]
 
-    return validate
+
+def make_validate_fn(cases: Cases, protocol: ProtocolName) -> ValidateFn:
+    """The callback handed to ``model.fit`` (a :class:`Validation`)."""
+    return Validation(cases, protocol)
 
 
 def evaluate(

@@ -29,7 +29,8 @@ import numpy.typing as npt
 from shopkeep.errors import NotFittedError, ValidationError
 
 __all__ = [
-    "BestWeights", "Interactions", "ItemFeatures", "SequentialRecommender", "ValidateFn", "check_fitted",
+    "BestWeights", "Interactions", "ItemFeatures", "LabeledValidate", "SequentialRecommender", "ValidateFn",
+    "check_fitted",
     "check_item_range", "left_pad", "save_weights",
 ]
 
@@ -73,6 +74,20 @@ class Interactions:
 
 #: Callback that scores a model on the validation split (higher is better).
 ValidateFn = Callable[["SequentialRecommender"], float]
+
+
+@runtime_checkable
+class LabeledValidate(Protocol):
+    """A validate callback that also shows its cases: each history and the item that came next.
+
+    The evaluation runner's callback is one. Models that learn something from the validation split
+    itself (a stacker over its members' candidates) need the labels; every other model only calls it."""
+
+    histories: tuple[IntArray, ...]
+    targets: IntArray
+
+    def __call__(self, model: SequentialRecommender) -> float:
+        """The validation metric of ``model`` (higher is better)."""
 
 
 @runtime_checkable
