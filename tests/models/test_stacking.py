@@ -236,6 +236,15 @@ def test_stacked_blend_saves_and_loads_identical_scores_without_pickle(
     np.testing.assert_array_equal(loaded.score(hist), stacked.score(hist))
 
 
+def test_stacker_fit_reports_its_progress_through_the_validate_callback(split: Any) -> None:
+    seen: list[tuple[str, int, int]] = []
+    validate = make_validate_fn(split.validation, "sessions", lambda *a: seen.append(a))
+    SASRecSessionKNNBlend(sasrec={**TINY, "max_epochs": 1}, stacker=dict(STACKER)).fit(split.fit_train, validate)
+    mine = [(done, total) for phase, done, total in seen if phase == "stacker: candidates"]
+    assert mine and mine[-1] == (len(split.validation), len(split.validation))
+    assert any(phase == "validate" for phase, _, _ in seen)  # the transformer's early-stopping passes
+
+
 def test_a_plain_validate_callable_runs_the_weight_search(split: Any) -> None:
     cases = split.validation
 

@@ -192,10 +192,12 @@ class Validation:
     """The callback handed to ``model.fit``: NDCG@10 (seqrec) or MRR@20 (sessions) on ``cases``.
 
     It also shows the cases' ``histories`` and ``targets`` (:class:`~shopkeep.models.base.LabeledValidate`)
-    for models that learn from the validation split itself."""
+    for models that learn from the validation split itself, and passes what they :meth:`report` and its own
+    scoring passes to ``progress``."""
 
     cases: Cases
     protocol: ProtocolName
+    progress: Progress | None = None
 
     @property
     def histories(self) -> tuple[np.ndarray, ...]:
@@ -209,13 +211,18 @@ class Validation:
 
     def __call__(self, model: SequentialRecommender) -> float:
         metric, k = VALIDATION_METRIC[self.protocol]
-        ranks, _ = rank_cases(model, self.cases, phase="validate")
+        ranks, _ = rank_cases(model, self.cases, phase="validate", progress=self.progress)
         return metric_table(ranks, [k])[f"{metric}@{k}"]
 
+    def report(self, phase: str, done: int, total: int) -> None:
+        """Pass a model's own progress over the cases to ``progress`` (if any)."""
+        if self.progress is not None:
+            self.progress(phase, done, total)
 
-def make_validate_fn(cases: Cases, protocol: ProtocolName) -> ValidateFn:
+
+def make_validate_fn(cases: Cases, protocol: ProtocolName, progress: Progress | None = None) -> ValidateFn:
     """The callback handed to ``model.fit`` (a :class:`Validation`)."""
-    return Validation(cases, protocol)
+    return Validation(cases, protocol, progress)
 
 
 def evaluate(
@@ -267,7 +274,8 @@ def run_evaluation(
     test = split.test.truncated(truncate)
     sessions = proto == "sessions"
     start = time.perf_counter()
-    model.fit(split.fit_train, validate=make_validate_fn(validation, proto) if len(validation) else None)
+    validate = make_validate_fn(validation, proto, progress) if len(validation) else None
+    model.fit(split.fit_train, validate=validate)
     train_seconds = time.perf_counter() - start
     val_metrics = _metrics(model, validation, ks, sessions, progress, "validation")[0] if len(validation) else {}
     refit = bool(getattr(model, "refit_on_validation", False))

@@ -89,6 +89,9 @@ class LabeledValidate(Protocol):
     def __call__(self, model: SequentialRecommender) -> float:
         """The validation metric of ``model`` (higher is better)."""
 
+    def report(self, phase: str, done: int, total: int) -> None:
+        """Show the model's own progress through the cases (``done`` of ``total`` in ``phase``)."""
+
 
 @runtime_checkable
 class SequentialRecommender(Protocol):

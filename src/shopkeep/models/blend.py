@@ -209,6 +209,7 @@ class SASRecKNNBlend:
             labels.append((cand == tgt[:, None]).astype(np.float32))
             blend_ranks.append(_ranks(blend, tgt))
             knn_ranks.append(_ranks(zk, tgt))
+            validate.report("stacker: candidates", lo + len(hist), len(histories))
         stacker.fit(np.concatenate(feats), np.concatenate(labels), np.concatenate(blend_ranks))
         cut = int(len(histories) * stacker.train_share)
         knn_ranks_held = np.concatenate(knn_ranks)[cut:]
