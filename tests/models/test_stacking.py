@@ -122,7 +122,7 @@ def test_stacker_save_load_predicts_the_same_without_pickle(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("field", "value"),
     [("n_candidates", 0), ("candidate_weight", 1.5), ("train_share", 1.0), ("rounds", 0), ("learning_rate", 0.0),
-     ("recent_share", 2.0), ("num_threads", 0)],
+     ("recent_share", 2.0), ("num_threads", 0), ("max_cases", 5)],
 )
 def test_bad_stacker_parameters_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(ValidationError, match=field):
@@ -243,6 +243,13 @@ def test_stacker_fit_reports_its_progress_through_the_validate_callback(split: A
     mine = [(done, total) for phase, done, total in seen if phase == "stacker: candidates"]
     assert mine and mine[-1] == (len(split.validation), len(split.validation))
     assert any(phase == "validate" for phase, _, _ in seen)  # the transformer's early-stopping passes
+
+
+def test_stacker_learns_from_at_most_max_cases_spread_over_validation(split: Any) -> None:
+    model = SASRecSessionKNNBlend(sasrec={**TINY, "max_epochs": 1}, stacker={**STACKER, "max_cases": 40})
+    model.fit(split.fit_train, make_validate_fn(split.validation, "sessions"))
+    assert len(split.validation) > 40
+    assert model.search_["held_out:cases"] == 40 - int(40 * 0.6)
 
 
 def test_a_plain_validate_callable_runs_the_weight_search(split: Any) -> None:

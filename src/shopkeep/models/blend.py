@@ -52,6 +52,7 @@ from shopkeep.models.stacking import (
     CandidateStacker,
     StackInputs,
     candidate_features,
+    mrr_at,
     stacked_scores,
 )
 
@@ -195,12 +196,14 @@ class SASRecKNNBlend:
     def _fit_stacker(self, train: Interactions, validate: LabeledValidate) -> bool:
         """Fit the stacker on the validation cases (one scoring pass); keep it when its MRR@20 on the held-out
         later cases beats both the blend it re-ranks and the knn member alone there (``search_`` records the
-        three as ``held_out:*``). Returns whether it was kept (if not, the caller runs the weight search)."""
+        three MRRs and the number of cases as ``held_out:*``). Returns whether it was kept (if not, the caller runs the weight search)."""
         stacker = self._new_stacker()
         inputs = self._stack_inputs(train, stacker)
         self.weight_ = stacker.candidate_weight
         feats, labels, blend_ranks, knn_ranks = [], [], [], []
-        histories, targets = validate.histories, np.asarray(validate.targets, dtype=np.int64)
+        rows = stacker.case_rows(len(validate.histories))
+        histories = [validate.histories[i] for i in rows]
+        targets = np.asarray(validate.targets, dtype=np.int64)[rows]
         for lo in range(0, len(histories), _STACK_CHUNK):
             hist, tgt = histories[lo : lo + _STACK_CHUNK], targets[lo : lo + _STACK_CHUNK]
             zs, zk, raw, blend = self._member_scores(hist)
@@ -212,11 +215,10 @@ class SASRecKNNBlend:
             validate.report("stacker: candidates", lo + len(hist), len(histories))
         stacker.fit(np.concatenate(feats), np.concatenate(labels), np.concatenate(blend_ranks))
         cut = int(len(histories) * stacker.train_share)
-        knn_ranks_held = np.concatenate(knn_ranks)[cut:]
-        knn_mrr = float(np.where(knn_ranks_held < 20, 1.0 / (knn_ranks_held + 1.0), 0.0).mean())
+        knn_mrr = mrr_at(np.concatenate(knn_ranks)[cut:])
         report = stacker.report_
         self.search_ = {"held_out:stacked": report["stacked_mrr@20"], "held_out:blend": report["blend_mrr@20"],
-                        "held_out:knn": knn_mrr}
+                        "held_out:knn": knn_mrr, "held_out:cases": report["held_out_cases"]}
         if report["stacked_mrr@20"] <= max(report["blend_mrr@20"], knn_mrr):
             return False
         self.stacker_, self.stack_inputs_ = stacker, inputs
