@@ -196,7 +196,8 @@ class SASRecKNNBlend:
     def _fit_stacker(self, train: Interactions, validate: LabeledValidate) -> bool:
         """Fit the stacker on the validation cases (one scoring pass); keep it when its MRR@20 on the held-out
         later cases beats both the blend it re-ranks and the knn member alone there (``search_`` records the
-        three MRRs and the number of cases as ``held_out:*``). Returns whether it was kept (if not, the caller runs the weight search)."""
+        three MRRs and the number of cases as ``held_out:*``). Returns whether it was kept (if not, the caller
+        runs the weight search)."""
         stacker = self._new_stacker()
         inputs = self._stack_inputs(train, stacker)
         self.weight_ = stacker.candidate_weight
