@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -196,9 +197,11 @@ class SASRecKNNBlend:
     def _fit_stacker(self, train: Interactions, validate: LabeledValidate) -> bool:
         """Fit the stacker on the validation cases (one scoring pass); keep it when its MRR@20 on the held-out
         later cases beats both the blend it re-ranks and the knn member alone there (``search_`` records the
-        three MRRs and the number of cases as ``held_out:*``). Returns whether it was kept (if not, the caller
-        runs the weight search)."""
+        three MRRs and the number of cases as ``held_out:*``). Returns whether it was kept (if not, or when
+        LightGBM is not installed, the caller runs the weight search)."""
         stacker = self._new_stacker()
+        if importlib.util.find_spec("lightgbm") is None:  # the ml extra ships it; without it: the weight search
+            return False
         inputs = self._stack_inputs(train, stacker)
         self.weight_ = stacker.candidate_weight
         feats, labels, blend_ranks, knn_ranks = [], [], [], []
