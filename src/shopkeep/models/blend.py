@@ -265,7 +265,8 @@ class SASRecKNNBlend:
             return (self._cache[key] @ net.item_table()[1:].T).float().cpu().numpy()  # type: ignore[no-any-return]
 
     def score(self, histories: Sequence[IntArray]) -> FloatArray:
-        """``weight_ * z(sasrec) + (1 - weight_) * z(itemknn)``, shape ``(len(histories), n_items)``."""
+        """``weight_ * z(sasrec) + (1 - weight_) * z(itemknn)``, shape ``(len(histories), n_items)``; with a
+        kept stacker, its top candidates come first in the stacker's order (:func:`stacked_scores`)."""
         check_fitted(self, "sasrec_")
         assert self.sasrec_ is not None and self.itemknn_ is not None and self.weight_ is not None
         if self.stacker_ is not None and self.stack_inputs_ is not None:
