@@ -26,46 +26,33 @@ import numpy as np
 from rich.progress import Progress
 
 from shopkeep.evaluation.datasets import load_dataset
-from shopkeep.evaluation.metrics import metric_table, target_ranks
+from shopkeep.evaluation.metrics import metric_table
 from shopkeep.evaluation.protocols import make_split
-from shopkeep.models.blend import zscore
+from shopkeep.models.blend import SASRecSessionKNNBlend
 from shopkeep.models.itemknn import SessionKNNRecommender
 from shopkeep.models.sasrec import SASRecSession
-from shopkeep.models.stacking import CandidateStacker, StackInputs, candidate_features, target_rank_after
+from shopkeep.models.stacking import CandidateStacker, StackInputs, target_rank_after
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "diginetica-cikm16" / "srgnn_split"
 
 
 def _features(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """The stacker's inputs for every validation prefix, computed by the blend's own ``stack_cases``."""
     split = make_split(load_dataset(args.data, "sessions"), "sessions")
     val = split.validation
-    knn = SessionKNNRecommender().fit(split.fit_train)
-    model = SASRecSession.load(args.model)
-    assert knn.sim_ is not None
-    inputs = StackInputs.from_sequences(split.fit_train.sequences, split.fit_train.n_items, knn.sim_)
-    cands, feats, labels, blend_ranks = [], [], [], []
-    step = 512
+    blend = SASRecSessionKNNBlend(stacker={"n_candidates": args.candidates, "candidate_weight": args.weight})
+    blend.itemknn_ = SessionKNNRecommender().fit(split.fit_train)
+    blend.sasrec_ = SASRecSession.load(args.model)
+    blend.weight_ = args.weight
+    assert blend.itemknn_.sim_ is not None
+    inputs = StackInputs.from_sequences(split.fit_train.sequences, split.fit_train.n_items, blend.itemknn_.sim_)
     with Progress() as bar:
         task = bar.add_task("scoring validation", total=len(val))
-        for lo in range(0, len(val), step):
-            hist, tgt = val.histories[lo : lo + step], val.targets[lo : lo + step]
-            raw_s, raw_k = model.score(hist), knn.score(hist)
-            zs, zk = zscore(raw_s), zscore(raw_k)
-            blend = (args.weight * zs + (1.0 - args.weight) * zk).astype(np.float32)
-            blend_ranks.append(target_ranks(blend, tgt))
-            cand, f = candidate_features(hist, zs, zk, raw_s, blend, inputs, args.candidates)
-            cands.append(cand)
-            feats.append(f)
-            labels.append((cand == tgt[:, None]).astype(np.float32))
-            bar.advance(task, len(hist))
-    lengths = np.array([len(h) for h in val.histories], dtype=np.int64)
-    return {
-        "cand": np.concatenate(cands),
-        "feats": np.concatenate(feats),
-        "labels": np.concatenate(labels),
-        "blend_ranks": np.concatenate(blend_ranks),
-        "lengths": lengths,
-    }
+        feats, labels, blend_ranks, _ = blend.stack_cases(
+            val.histories, val.targets, inputs, args.candidates,
+            report=lambda _phase, done, _total: bar.update(task, completed=done),
+        )
+    return {"feats": feats, "labels": labels, "blend_ranks": blend_ranks}
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -204,22 +204,15 @@ class SASRecKNNBlend:
             return False
         inputs = self._stack_inputs(train, stacker)
         self.weight_ = stacker.candidate_weight
-        feats, labels, blend_ranks, knn_ranks = [], [], [], []
         rows = stacker.case_rows(len(validate.histories))
         histories = [validate.histories[i] for i in rows]
         targets = np.asarray(validate.targets, dtype=np.int64)[rows]
-        for lo in range(0, len(histories), _STACK_CHUNK):
-            hist, tgt = histories[lo : lo + _STACK_CHUNK], targets[lo : lo + _STACK_CHUNK]
-            zs, zk, raw, blend = self._member_scores(hist)
-            cand, f = candidate_features(hist, zs, zk, raw, blend, inputs, stacker.n_candidates)
-            feats.append(f)
-            labels.append((cand == tgt[:, None]).astype(np.float32))
-            blend_ranks.append(_ranks(blend, tgt))
-            knn_ranks.append(_ranks(zk, tgt))
-            validate.report("stacker: candidates", lo + len(hist), len(histories))
-        stacker.fit(np.concatenate(feats), np.concatenate(labels), np.concatenate(blend_ranks))
+        feats, labels, blend_ranks, knn_ranks = self.stack_cases(
+            histories, targets, inputs, stacker.n_candidates, report=validate.report
+        )
+        stacker.fit(feats, labels, blend_ranks)
         cut = int(len(histories) * stacker.train_share)
-        knn_mrr = mrr_at(np.concatenate(knn_ranks)[cut:])
+        knn_mrr = mrr_at(knn_ranks[cut:])
         report = stacker.report_
         self.search_ = {"held_out:stacked": report["stacked_mrr@20"], "held_out:blend": report["blend_mrr@20"],
                         "held_out:knn": knn_mrr, "held_out:cases": report["held_out_cases"]}
@@ -227,6 +220,31 @@ class SASRecKNNBlend:
             return False
         self.stacker_, self.stack_inputs_ = stacker, inputs
         return True
+
+    def stack_cases(
+        self,
+        histories: Sequence[IntArray],
+        targets: IntArray,
+        inputs: StackInputs,
+        n_candidates: int,
+        report: Callable[[str, int, int], None] | None = None,
+    ) -> tuple[FloatArray, FloatArray, IntArray, IntArray]:
+        """What the stacker learns from, for cases with known next items (fitted members, ``weight_`` set):
+        candidate features ``(n, C, F)``, labels ``(n, C)`` (1 at the target), and the target's rank under the
+        blend and under the knn member alone. Scored in chunks; ``report(phase, done, total)`` after each."""
+        feats, labels, blend_ranks, knn_ranks = [], [], [], []
+        for lo in range(0, len(histories), _STACK_CHUNK):
+            hist, tgt = histories[lo : lo + _STACK_CHUNK], targets[lo : lo + _STACK_CHUNK]
+            zs, zk, raw, blend = self._member_scores(hist)
+            cand, f = candidate_features(hist, zs, zk, raw, blend, inputs, n_candidates)
+            feats.append(f)
+            labels.append((cand == tgt[:, None]).astype(np.float32))
+            blend_ranks.append(_ranks(blend, tgt))
+            knn_ranks.append(_ranks(zk, tgt))
+            if report is not None:
+                report("stacker: candidates", lo + len(hist), len(histories))
+        return (np.concatenate(feats), np.concatenate(labels), np.concatenate(blend_ranks),
+                np.concatenate(knn_ranks))
 
     def _member_scores(self, histories: Sequence[IntArray]) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """z(transformer), z(knn), the transformer's raw scores and the blend at ``weight_``."""
