@@ -210,7 +210,7 @@ def main() -> int:
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, 900.0, proc)
+            wait_ready(base, 900.0, proc, workers=args.workers)
             t1 = time.perf_counter()
             warm = httpx.post(f"{base}/v1/search", json={"query": "warm up the index", "anonymous_id": "w"},
                               timeout=3600.0)

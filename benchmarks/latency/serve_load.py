@@ -258,7 +258,7 @@ def main() -> int:
         load_start = os.getloadavg()[0]
         started = time.perf_counter()
         try:
-            wait_ready(base, 900.0, proc)
+            wait_ready(base, 900.0, proc, workers=args.workers)
             startup_s = time.perf_counter() - started
             result = asyncio.run(run_load(base, items, args, proc.pid))
         finally:

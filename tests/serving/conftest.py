@@ -68,7 +68,7 @@ def launch(folder: Path, uri: str, artifacts: Path, snapshot: CatalogSnapshot, *
                         workers=workers, online=online, log_file=folder / f"server-{port}.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, 90.0, proc)
+        wait_ready(base, 90.0, proc, workers=workers)
     except BaseException:
         stop(proc)
         raise

@@ -13,6 +13,8 @@ import pytest
 from tests.serving.conftest import Service, build_store, event, launch, stop
 from tests.serving.test_behaviour_http import _attribute_values, _share
 
+from shopkeep.cli.demo_service import wait_ready
+
 
 def test_two_workers_share_hot_state_through_redis(tmp_path: Path, redis_uri: str) -> None:
     import redis
@@ -21,6 +23,10 @@ def test_two_workers_share_hot_state_through_redis(tmp_path: Path, redis_uri: st
     uri, artifacts, snap = build_store(tmp_path, n_items=300, seed=11)
     svc = launch(tmp_path, uri, artifacts, snap, workers=2, online=f"{redis_uri}?prefix={prefix}")
     try:
+        # launch() waited until both workers answered /healthz, not only the first to finish loading
+        assert wait_ready(svc.base, 10.0, workers=2) < 10.0
+        with pytest.raises(TimeoutError, match="2 of 3 worker"):
+            wait_ready(svc.base, 1.5, workers=3)
         pids = set()
         rng = random.Random(secrets.randbits(32))
         values = _attribute_values(snap)

@@ -13,9 +13,12 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shopkeep.errors import ValidationError
 
 __all__ = ["check_service", "free_port", "start_server", "train_for_demo", "wait_ready"]
 
@@ -43,21 +46,39 @@ def train_for_demo(console: Any, store_uri: str, root: Path, models: tuple[str, 
     return manifest.version
 
 
-def wait_ready(base: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> float:
-    """Poll ``base``/healthz until it answers 200; returns the seconds waited (TimeoutError otherwise)."""
+def wait_ready(base: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None, *,
+               workers: int = 1) -> float:
+    """Poll ``base``/healthz until ``workers`` distinct worker processes (its ``worker_pid``) have answered
+    200; returns the seconds waited (TimeoutError otherwise, naming how many answered).
+
+    With several uvicorn workers the first 200 comes from whichever worker started first while the
+    others may still be loading the catalog; counting pids makes "ready" mean every worker serves. Each
+    poll sends ``2 * workers`` requests at once on fresh connections so that the kernel hands them to
+    different workers."""
     import httpx
 
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout_s:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+    if workers < 1:
+        raise ValidationError("workers", workers, "must be >= 1")
+
+    def probe() -> object | None:
         try:
-            if httpx.get(f"{base}/healthz", timeout=2.0).status_code == 200:
-                return time.perf_counter() - start
+            r = httpx.get(f"{base}/healthz", timeout=2.0)
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{base}/healthz did not answer 200 within {timeout_s:.0f} s")
+            return None
+        return r.json().get("worker_pid", "?") if r.status_code == 200 else None
+
+    seen: set[object] = set()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2 * workers) as pool:
+        while time.perf_counter() - start < timeout_s:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+            seen.update(pid for pid in pool.map(lambda _: probe(), range(2 * workers if workers > 1 else 1))
+                        if pid is not None)
+            if len(seen) >= workers:
+                return time.perf_counter() - start
+            time.sleep(0.1)
+    raise TimeoutError(f"{base}/healthz: {len(seen)} of {workers} worker(s) answered 200 within {timeout_s:.0f} s")
 
 
 def start_server(store_uri: str, artifacts: Path, port: int, *, keys: str | None, workers: int = 1,
@@ -200,7 +221,7 @@ def serve_demo(console: Any, args: Any, store_uri: str, artifacts: Path) -> None
 
     def announce() -> None:
         try:
-            wait_ready(base, 120.0)
+            wait_ready(base, 120.0, workers=args.workers)
         except (TimeoutError, RuntimeError) as exc:
             console.print(f"[red]{exc}[/red]")
             return
