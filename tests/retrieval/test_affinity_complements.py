@@ -196,6 +196,53 @@ def test_a_focused_session_ranks_the_specific_category_first_and_is_boosted(worl
     assert checked >= 3
 
 
+def _clicked(snap: CatalogSnapshot, chosen: list[int]) -> Context:
+    aff: dict[str, float] = {}
+    for i in chosen:
+        for k in snap.affinity_keys(i):
+            aff[k] = aff.get(k, 0.0) + 1.5  # clicks: the same weight on every key of the item
+    return Context(ContextRequest(), now_ms=0, recent_items=tuple(snap.item_ids[i] for i in chosen), affinities=aff)
+
+
+def test_a_mission_keeps_the_affinity_list_inside_its_category(world: Any) -> None:
+    """Three clicks on members of one variant group tie the group, brand, attributes and every category level;
+    the group leads the keys, the mission is the most specific category the three share, and the focused
+    source lists only that category's items (without ``focus_only`` it lists siblings too)."""
+    snap = world.snapshot
+    src: AffinitySource = world.sources["affinity"]
+    broad = AffinitySource(snap, focus_only=False)
+    groups = Counter(int(g) for g in snap.group if g >= 0)
+    checked = 0
+    for g, size in sorted(groups.items()):
+        if size < 3 or checked >= 5:
+            continue
+        members = [int(i) for i in np.flatnonzero(snap.group == g)[:3]]
+        ctx = _clicked(snap, members)
+        shared = set.intersection(*({k for k in snap.affinity_keys(i) if k.startswith("cat:")} for i in members))
+        want = min(shared, key=lambda k: (src.key_share(k), k))
+        assert src.mission(ctx) == want and src.focused(ctx), (members, src.top_keys(ctx)[:3])
+        everyone = np.ones(snap.n, dtype=np.bool_)
+        idx, _ = src.retrieve_arrays([ctx], [everyone], 200)[0]
+        inside = src.key_mask(want)
+        assert len(idx) == min(200, int(inside.sum())) and inside[idx].all()
+        wide, _ = broad.retrieve_arrays([ctx], [everyone], 200)[0]
+        if inside.sum() < 200:
+            assert not inside[wide].all(), "without focus_only the list reaches beyond the mission"
+        checked += 1
+    assert checked >= 3
+
+
+def test_no_mission_without_a_shared_category_or_three_items(world: Any) -> None:
+    snap = world.snapshot
+    src: AffinitySource = world.sources["affinity"]
+    tops = {snap.category_paths[i][0]: i for i in range(snap.n) if snap.category_paths[i]}
+    assert len(tops) >= 3
+    spread = _clicked(snap, list(tops.values())[:3])  # three departments: no category all three hold
+    assert src.mission(spread) is None and not src.focused(spread)
+    same = [int(i) for i in np.flatnonzero(snap.category_mask(snap.category_paths[0][0]))[:2]]
+    assert src.mission(_clicked(snap, same)) is None  # two items are not a mission yet
+
+
 @pytest.mark.parametrize("k", [3, 20, 200])
 def test_affinity_retrieval_equals_a_naive_per_item_scoring(world: Any, k: int) -> None:
     """The code/level scoring and its pruning of hopeless rows give exactly what scoring every eligible

@@ -351,6 +351,14 @@ class AffinitySource:
     do not explain, ``w(A) - w(C) * n(A) / max(n(C), 1)``, is at least ``explicit_tolerance * w(C)``
     (at least ``explicit_min`` when there is no ``cat:`` key). Browsing alone therefore keeps the
     weight at ~1 x; three filters on one value make it ``explicit_boost`` x.
+
+    A :meth:`focused` session (its last three items share a category as strong as its strongest key:
+    :meth:`mission`) gets, with ``focus_only`` (default), only the items of that category from this
+    source. Rank fusion adds ``w / (c + rank + 1)`` per list with ``c`` = 60, so the 30th item of a
+    list adds nearly as much as the first: when this source also listed the sibling categories that
+    share the department's and the brands' keys, siblings that other sources found too outranked the
+    mission category (three clicks in an 8-item leaf gave it 1 of 20 slots). Siblings still come from
+    the other sources.
     """
 
     def __init__(
@@ -368,6 +376,7 @@ class AffinitySource:
         explicit_tolerance: float = 0.5,
         explicit_min: float = 1.0,
         focus_boost: float = 2.0,
+        focus_only: bool = True,
     ) -> None:
         if not explicit_boost >= 1.0 or not focus_boost >= 1.0:
             raise ValidationError("explicit_boost", (explicit_boost, focus_boost), "boosts must be >= 1")
@@ -375,7 +384,7 @@ class AffinitySource:
             raise ValidationError("explicit_tolerance", (explicit_tolerance, explicit_min),
                                   "tolerance must be >= 0 and explicit_min > 0")
         self.explicit_boost, self.explicit_tolerance = explicit_boost, explicit_tolerance
-        self.explicit_min, self.focus_boost = explicit_min, focus_boost
+        self.explicit_min, self.focus_boost, self.focus_only = explicit_min, focus_boost, focus_only
         if n_keys <= 0:
             raise ValidationError("n_keys", n_keys, "must be > 0")
         if prior is not None and np.asarray(prior).shape != (snapshot.n,):
@@ -404,7 +413,7 @@ class AffinitySource:
                           prior=prior, prior_weight=self.prior_weight, key_discount=self.key_discount,
                           saturation=self.saturation, explicit_boost=self.explicit_boost,
                           explicit_tolerance=self.explicit_tolerance, explicit_min=self.explicit_min,
-                          focus_boost=self.focus_boost)
+                          focus_boost=self.focus_boost, focus_only=self.focus_only)
 
     def key_mask(self, key: str) -> Mask:
         """Items matching one affinity key (all False for unknown kinds, e.g. ``item:``)."""
@@ -466,14 +475,30 @@ class AffinitySource:
         n_a, n_c = int(self.key_mask(key_a)[idx].sum()), int(self.key_mask(key_c)[idx].sum())
         return w_a - w_c * n_a / max(n_c, 1) >= self.explicit_tolerance * w_c
 
-    def focused(self, context: Context) -> bool:
-        """Whether the session is on a mission: the strongest (most specific, see :meth:`top_keys`) key
-        is a ``cat:`` key that each of the last three recent items holds."""
+    def mission(self, context: Context) -> str | None:
+        """The session's mission category, or None: among the ``cat:`` keys as strong as its strongest
+        usable key (one event adds the same weight to every key of its item, so these tie), the most
+        specific one (fewest catalog items) that each of the last three recent items holds. Three clicks
+        on sizes of one sneaker tie its variant group, brand, attributes and category levels: the group
+        leads :meth:`top_keys`, the mission is the leaf category ``cat:sneaker``."""
+        if not context.personalize or len(context.recent_items) < 3:
+            return None
         keys = self.top_keys(context)
-        if not keys or not keys[0][0].startswith("cat:") or len(context.recent_items) < 3:
-            return False
+        if not keys:
+            return None
+        floor = keys[0][1] * (1.0 - 1e-9)
+        tied = [k for k, w in context.affinities.items() if k.startswith("cat:") and w >= floor]
+        if not tied:
+            return None
         idx = self.snapshot.indices(list(context.recent_items[-3:]))
-        return bool(idx.size == 3 and (idx >= 0).all() and self.key_mask(keys[0][0])[idx].all())
+        if not (idx.size == 3 and (idx >= 0).all()):
+            return None
+        held = [k for k in tied if self.key_mask(k)[idx].all()]
+        return min(held, key=lambda k: (self.key_share(k), k)) if held else None
+
+    def focused(self, context: Context) -> bool:
+        """Whether the session is on a mission (:meth:`mission` names a category)."""
+        return self.mission(context) is not None
 
     def context_weight(self, context: Context) -> float:
         """Multiplier for this source's fusion weight: strongest key weight / ``saturation`` (at most 1),
@@ -499,6 +524,9 @@ class AffinitySource:
             if not keys:
                 out.append(no_hit())
                 continue
+            mission = self.mission(ctx) if self.focus_only else None
+            if mission is not None:
+                mask = mask & self.key_mask(mission)
             rows, match = self._match(keys, mask, k)
             scores = np.where(match > 0, match + self.prior_weight * prior[rows], -np.inf)
             top, val = top_k(scores, np.ones(len(rows), dtype=np.bool_), k)
