@@ -406,6 +406,7 @@ class AffinitySource:
         self._prior_terms = (float(terms.min()), float(terms.max())) if terms.size else (0.0, 0.0)
         self._masks: dict[str, Mask] = {}
         self._top_cache: dict[int, tuple[Context, tuple[tuple[str, float], ...]]] = {}
+        self._mission_cache: dict[int, tuple[Context, str | None]] = {}
 
     def with_snapshot(self, snapshot: CatalogSnapshot, prior: FloatArray | None = None) -> Self:
         """The same source over ``snapshot`` (``prior`` must then match it; default: none)."""
@@ -481,6 +482,17 @@ class AffinitySource:
         specific one (fewest catalog items) that each of the last three recent items holds. Three clicks
         on sizes of one sneaker tie its variant group, brand, attributes and category levels: the group
         leads :meth:`top_keys`, the mission is the leaf category ``cat:sneaker``."""
+        # asked twice per request (fusion weight, retrieval): remembered per context like top_keys
+        found = self._mission_cache.get(id(context))
+        if found is not None and found[0] is context:
+            return found[1]
+        mission = self._mission(context)
+        if len(self._mission_cache) >= 64:
+            self._mission_cache.clear()
+        self._mission_cache[id(context)] = (context, mission)
+        return mission
+
+    def _mission(self, context: Context) -> str | None:
         if not context.personalize or len(context.recent_items) < 3:
             return None
         keys = self.top_keys(context)
