@@ -88,6 +88,13 @@ def test_three_clicks_raise_the_category_share(service: Service) -> None:
                       for i, item in enumerate(items)]
             assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 3
             after = _share(snap, _slate(c, anon, session), mask)
+            # explain names the mission: the clicked category itself or a narrower one all three clicks share
+            mission = c.get("/v1/recommendations", params={"anonymous_id": anon, "session_id": session, "k": K,
+                                                           "explain": "true"}).json()["explain"]["mission"]
+            assert mission is not None and mission.startswith("cat:"), mission
+            narrower = snap.category_mask(mission.removeprefix("cat:"))
+            assert narrower[snap.indices(items)].all() and not (narrower & ~snap.category_mask(name)).any(), \
+                (name, mission)
             # the spec: three clicks raise the category's share. Beyond it: to at least three times the category's
             # share of the eligible items, and to half of what the category can fill of the slate (a 12-item leaf:
             # 6 of 20) or a quarter of the slate (the mission category is the affinity source's only list: siblings

@@ -387,10 +387,13 @@ class Engine:
                  fused: Mapping[str, tuple[float, int]], trace: Sequence[Mapping[str, Any]],
                  fits: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
+        # the category a focused session's affinity source keeps to (retrieval/sources.AffinitySource.mission)
+        mission = next((m for src in bindings.sources.retriever(ctx.surface).sources
+                        if (m := getattr(src, "mission", lambda _c: None)(ctx)) is not None), None)
         return {
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
             "candidates": n_candidates, "affinities": {k: round(v, 4) for k, v in top},
-            "recent_items": list(ctx.recent_items[-10:]),
+            "recent_items": list(ctx.recent_items[-10:]), "mission": mission,
             "objective": bindings.ranker.objective.to_dict(), "ranker": dict(bindings.ranker_info),
             "exploration": dict(served.info),
             "items": [{"item_id": ch.item_id, "final_score": ch.score,

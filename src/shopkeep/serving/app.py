@@ -206,7 +206,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, *, au
     async def lifespan(app: FastAPI) -> Any:
         if app.state.engine is None:
             app.state.engine = Engine.open(config)
-        pass  # freeze_heap()
+        freeze_heap()
         try:
             yield
         finally:
