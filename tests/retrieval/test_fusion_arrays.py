@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shopkeep.errors import ValidationError
 from shopkeep.ranking import Objective, Ranker
 from shopkeep.retrieval import FusedArrays, PopularSource, Retriever, top_k
 from shopkeep.retrieval.binding import to_candidate_lists
@@ -107,6 +108,32 @@ def test_popular_counts_added_in_batches_equal_a_single_fit(world: World) -> Non
     replaced.ref_ms_ = once.ref_ms_
     replaced.add([])
     assert np.array_equal(replaced.scores(), once.scores())
+
+
+def test_popular_rescore_window_serves_counts_at_most_that_old(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rescore_s = 0: every call after add() sees the new counts. rescore_s > 0: the scores computed before
+    keep serving within the window (no catalog-wide rescoring per request), the new counts after it."""
+    import shopkeep.retrieval.sources as sources
+
+    clock = [1000.0]
+    monkeypatch.setattr(sources.time, "monotonic", lambda: clock[0])
+    events = sorted(world.store.events, key=lambda e: e.timestamp)
+    half = len(events) // 2
+    fresh = PopularSource(world.snapshot).fit(events[:half])
+    windowed = PopularSource(world.snapshot, rescore_s=1.0).fit(events[:half])
+    before = windowed.scores()
+    assert np.array_equal(before, fresh.scores())
+    fresh.add(events[half:])
+    windowed.add(events[half:])
+    latest = PopularSource(world.snapshot).fit(events).scores()
+    assert not np.array_equal(before, latest)
+    assert np.array_equal(fresh.scores(), latest)
+    clock[0] += 0.5
+    assert windowed.scores() is before  # within the window: the scores of the older counts
+    clock[0] += 0.6
+    assert np.array_equal(windowed.scores(), latest)  # 1.1 s later: rescored
+    with pytest.raises(ValidationError, match="rescore_s"):
+        PopularSource(world.snapshot, rescore_s=-1.0)
 
 
 @pytest.mark.parametrize("prefix_min", [1, 8, 40])

@@ -50,6 +50,9 @@ log = logging.getLogger("shopkeep.engine")
 
 #: Surfaces the engine answers.
 SURFACES = ("home", "pdp", "cart")
+#: Seconds the engine's local popularity scores serve after new events before they are rescored (the
+#: shared popularity's refresh is the same 1 s; see PopularSource's ``rescore_s``).
+POPULAR_RESCORE_S = 1.0
 #: Sources the home surface uses even without the retrieval defaults naming them.
 _EXTRA_WEIGHTS: Mapping[str, Mapping[str, float]] = {
     # lookalike: chosen on Beauty validation; context: speaks only for shoppers with no history
@@ -221,7 +224,7 @@ def build_sources(snapshot: CatalogSnapshot, artifacts: LoadedArtifacts | None =
     hold any) -- and the trained models of
     ``artifacts``; ``visit_prior`` (with ``item_ids``) backs the ``context`` source."""
     popular = SharedPopularSource(snapshot, shared, refresh_s=shared_refresh_s) if shared is not None \
-        else PopularSource(snapshot)
+        else PopularSource(snapshot, rescore_s=POPULAR_RESCORE_S)
     _load_counts(popular, popular_counts)
     popular.add(events)  # (the shared source counts nothing here: the worker does)
     return _assemble(snapshot, artifacts, popular, _content_index(snapshot, artifacts, exact_below), visit_prior)
