@@ -387,7 +387,7 @@ class Engine:
                  fused: Mapping[str, tuple[float, int]], trace: Sequence[Mapping[str, Any]],
                  fits: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
-        # the category a focused session's affinity source keeps to (retrieval/sources.AffinitySource.mission)
+        # the category a focused session's affinity source keeps to (retrieval/affinity.AffinitySource.mission)
         mission = next((m for src in bindings.sources.retriever(ctx.surface).sources
                         if (m := getattr(src, "mission", lambda _c: None)(ctx)) is not None), None)
         return {

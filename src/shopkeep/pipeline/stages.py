@@ -36,11 +36,12 @@ from shopkeep.events.bus_aggregates import SharedAggregates
 from shopkeep.index import EXACT_BELOW, VectorIndex, cached_index
 from shopkeep.models.content import embed_texts
 from shopkeep.pipeline.artifacts import LoadedArtifacts
+from shopkeep.retrieval.affinity import AffinitySource
 from shopkeep.retrieval.base import CandidateSource
 from shopkeep.retrieval.binding import ModelBinding
 from shopkeep.retrieval.coldstart import PreferenceSource, ShortHistorySource, VisitContextSource, VisitPrior
 from shopkeep.retrieval.fusion import SURFACE_WEIGHTS, Retriever
-from shopkeep.retrieval.sources import AffinitySource, CovisitSource, PopularSource, SequentialSource
+from shopkeep.retrieval.sources import CovisitSource, PopularSource, SequentialSource
 from shopkeep.retrieval.vectors import ContentSource
 from shopkeep.types import Event, Item
 
