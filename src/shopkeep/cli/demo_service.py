@@ -73,7 +73,7 @@ def wait_ready(base: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes]
         while time.perf_counter() - start < timeout_s:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
-            seen.update(pid for pid in pool.map(lambda _: probe(), range(2 * workers if workers > 1 else 1))
+            seen.update(pid for pid in pool.map(lambda _: probe(), range(2 * workers))
                         if pid is not None)
             if len(seen) >= workers:
                 return time.perf_counter() - start

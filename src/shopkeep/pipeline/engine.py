@@ -79,6 +79,7 @@ from shopkeep.pipeline.visit_prior import VisitPriorStage
 from shopkeep.profiles import ProfileRepository
 from shopkeep.profiles.model import Profile
 from shopkeep.ranking import Objective, Ranker, ScoredItem
+from shopkeep.retrieval.affinity import AffinitySource
 from shopkeep.retrieval.base import FusedCandidate
 from shopkeep.retrieval.fusion import FusedArrays
 from shopkeep.storage import open_online_state, open_store
@@ -389,7 +390,7 @@ class Engine:
         top = sorted(ctx.affinities.items(), key=lambda kv: -kv[1])[:10]
         # the category a focused session's affinity source keeps to (retrieval/affinity.AffinitySource.mission)
         mission = next((m for src in bindings.sources.retriever(ctx.surface).sources
-                        if (m := getattr(src, "mission", lambda _c: None)(ctx)) is not None), None)
+                        if isinstance(src, AffinitySource) and (m := src.mission(ctx)) is not None), None)
         return {
             "artifact_version": bindings.sources.version, "policy_version": bindings.policy.version,
             "candidates": n_candidates, "affinities": {k: round(v, 4) for k, v in top},
